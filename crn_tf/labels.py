@@ -1,0 +1,349 @@
+"""Label sets: classes, their ids and colours, and conversions between label maps.
+
+A label map is turned into *class indices* (uint8, 0..num_classes-1, 255 = void) and then
+into the network's one-hot layout with one channel per class plus a last void channel.
+For Cityscapes the class indices are the official "trainIds" (19 classes).
+
+All conversions are vectorised lookups (no Python loop over classes or pixels).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+VOID = 255
+"""Class index of void pixels in a class-index map (the Cityscapes trainId convention)."""
+
+Color = tuple[int, int, int]
+
+
+class LabelError(ValueError):
+    """A label map holds values outside its label set; the message names the file and values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelClass:
+    """One class of a label set: its name, the id stored in label PNGs, and its colour."""
+
+    name: str
+    id: int
+    color: Color
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    """The classes a model knows, and how void is written in label files.
+
+    Args:
+        name: str. A short name, e.g. "cityscapes".
+        classes: the classes in channel order (class index i is channel i of the layout).
+        void_ids: ids that mean void in id-coded label PNGs. `None` means every id that
+            is not a class id is void (nothing is then an error).
+        void_colors: colours that mean void in colour-coded label PNGs. `None` means every
+            colour that is not a class colour is void.
+    """
+
+    name: str
+    classes: tuple[LabelClass, ...]
+    void_ids: tuple[int, ...] | None = ()
+    void_colors: tuple[Color, ...] | None = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if not self.classes:
+            raise ValueError(f"label set {self.name!r} has no classes")
+        if len(self.classes) >= VOID:
+            raise ValueError(f"label set {self.name!r} has {len(self.classes)} classes; at most 254 are supported")
+        ids = [c.id for c in self.classes]
+        colors = [tuple(c.color) for c in self.classes]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"label set {self.name!r}: class ids repeat: {ids}")
+        if len(set(colors)) != len(colors):
+            raise ValueError(f"label set {self.name!r}: class colours repeat: {colors}")
+        for c in self.classes:
+            if not 0 <= c.id <= 255:
+                raise ValueError(f"label set {self.name!r}: class {c.name!r} has id {c.id}, outside 0..255")
+            if len(c.color) != 3 or not all(0 <= v <= 255 for v in c.color):
+                raise ValueError(f"label set {self.name!r}: class {c.name!r} has colour {c.color}, not RGB 0..255")
+        if self.void_ids is not None:
+            object.__setattr__(self, "void_ids", tuple(int(i) for i in self.void_ids))
+            clash = set(self.void_ids) & set(ids)
+            if clash:
+                raise ValueError(f"label set {self.name!r}: ids {sorted(clash)} are both a class and void")
+        if self.void_colors is not None:
+            object.__setattr__(self, "void_colors", tuple(tuple(int(v) for v in c) for c in self.void_colors))
+            clash = set(self.void_colors) & set(colors)
+            if clash:
+                raise ValueError(f"label set {self.name!r}: colours {sorted(clash)} are both a class and void")
+
+    # --- basic facts ------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        """Number of real classes (the layout has one more channel, for void)."""
+        return len(self.classes)
+
+    @property
+    def num_channels(self) -> int:
+        """Channels of the one-hot layout: the classes and void."""
+        return len(self.classes) + 1
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> np.ndarray:
+        """Class colours, uint8 [num_classes, 3]."""
+        return np.array([c.color for c in self.classes], dtype=np.uint8)
+
+    # --- lookup tables ------------------------------------------------------------------
+    def id_table(self) -> np.ndarray:
+        """int16 [256]: label id -> class index, VOID for void ids, -1 for ids outside the set."""
+        table = np.full(256, VOID if self.void_ids is None else -1, dtype=np.int16)
+        if self.void_ids is not None:
+            table[[i for i in self.void_ids if 0 <= i <= 255]] = VOID
+        for index, c in enumerate(self.classes):
+            table[c.id] = index
+        return table
+
+    # --- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict; `LabelSet.from_dict` reads it back."""
+        return {
+            "name": self.name,
+            "classes": [{"name": c.name, "id": c.id, "color": list(c.color)} for c in self.classes],
+            "void": {
+                "ids": "other" if self.void_ids is None else list(self.void_ids),
+                "colors": "other" if self.void_colors is None else [list(c) for c in self.void_colors],
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "label set") -> "LabelSet":
+        """Builds a label set from the dict written by `to_dict` (the JSON label-set format)."""
+        try:
+            classes = tuple(
+                LabelClass(str(c["name"]), int(c["id"]), tuple(int(v) for v in c["color"])) for c in data["classes"]
+            )
+            void = data.get("void", {})
+            void_ids = void.get("ids", "other")
+            void_colors = void.get("colors", "other")
+            return cls(
+                name=str(data.get("name", "custom")),
+                classes=classes,
+                void_ids=None if void_ids == "other" else tuple(int(i) for i in void_ids),
+                void_colors=None if void_colors == "other" else tuple(tuple(int(v) for v in c) for c in void_colors),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{source}: not a valid label set ({error})") from error
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "LabelSet":
+        """Reads a label set from a JSON file (format in the README, "Train on your own data")."""
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except OSError as error:
+            raise ValueError(f"{path}: cannot read label set ({error.strerror})") from error
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from error
+        return cls.from_dict(data, source=str(path))
+
+
+# --- Cityscapes ---------------------------------------------------------------------------
+CITYSCAPES_CLASSES: tuple[LabelClass, ...] = (
+    LabelClass("road", 7, (128, 64, 128)),
+    LabelClass("sidewalk", 8, (244, 35, 232)),
+    LabelClass("building", 11, (70, 70, 70)),
+    LabelClass("wall", 12, (102, 102, 156)),
+    LabelClass("fence", 13, (190, 153, 153)),
+    LabelClass("pole", 17, (153, 153, 153)),
+    LabelClass("traffic light", 19, (250, 170, 30)),
+    LabelClass("traffic sign", 20, (220, 220, 0)),
+    LabelClass("vegetation", 21, (107, 142, 35)),
+    LabelClass("terrain", 22, (152, 251, 152)),
+    LabelClass("sky", 23, (70, 130, 180)),
+    LabelClass("person", 24, (220, 20, 60)),
+    LabelClass("rider", 25, (255, 0, 0)),
+    LabelClass("car", 26, (0, 0, 142)),
+    LabelClass("truck", 27, (0, 0, 70)),
+    LabelClass("bus", 28, (0, 60, 100)),
+    LabelClass("train", 31, (0, 80, 100)),
+    LabelClass("motorcycle", 32, (0, 0, 230)),
+    LabelClass("bicycle", 33, (119, 11, 32)),
+)
+
+CITYSCAPES_VOID_COLORS: dict[str, Color] = {
+    "unlabeled/ego vehicle/rectification border/out of roi/static": (0, 0, 0),
+    "dynamic": (111, 74, 0),
+    "ground": (81, 0, 81),
+    "parking": (250, 170, 160),
+    "rail track": (230, 150, 140),
+    "guard rail": (180, 165, 180),
+    "bridge": (150, 100, 100),
+    "tunnel": (150, 120, 90),
+    "caravan": (0, 0, 90),
+    "trailer": (0, 0, 110),
+}
+
+# Cityscapes label ids 0..33 that are not evaluation classes, plus 255 (-1, licence plate,
+# as a uint8 PNG stores it).
+CITYSCAPES_VOID_IDS: tuple[int, ...] = tuple(
+    i for i in list(range(34)) + [255] if i not in {c.id for c in CITYSCAPES_CLASSES}
+)
+
+CITYSCAPES = LabelSet(
+    name="cityscapes",
+    classes=CITYSCAPES_CLASSES,
+    void_ids=CITYSCAPES_VOID_IDS,
+    void_colors=tuple(CITYSCAPES_VOID_COLORS.values()),
+)
+"""The 19 Cityscapes evaluation classes (trainIds 0..18) and Cityscapes' void ids and colours."""
+
+
+def resolve_label_set(label_set: "LabelSet | str | os.PathLike | dict | None") -> LabelSet:
+    """A LabelSet from a LabelSet, a dict, the name "cityscapes", a JSON path, or None (Cityscapes)."""
+    if label_set is None:
+        return CITYSCAPES
+    if isinstance(label_set, LabelSet):
+        return label_set
+    if isinstance(label_set, dict):
+        return LabelSet.from_dict(label_set)
+    if str(label_set).lower() == "cityscapes":
+        return CITYSCAPES
+    return LabelSet.load_json(label_set)
+
+
+# --- conversions --------------------------------------------------------------------------
+def _describe(source: str | None) -> str:
+    return source if source else "label map"
+
+
+def ids_to_classes(ids: np.ndarray, label_set: LabelSet = CITYSCAPES, source: str | None = None) -> np.ndarray:
+    """Id-coded label map (e.g. Cityscapes `*_labelIds.png`) -> class indices, uint8, 255 = void.
+
+    Raises LabelError naming `source`, the unknown ids and their pixel counts when an id is
+    neither a class nor void in `label_set`.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise LabelError(f"{_describe(source)}: expected a single-channel id map, got shape {ids.shape}")
+    if ids.dtype != np.uint8:
+        if ids.size and (ids.min() < 0 or ids.max() > 255):
+            raise LabelError(f"{_describe(source)}: ids must lie in 0..255, found {ids.min()}..{ids.max()}")
+        ids = ids.astype(np.uint8)
+    mapped = label_set.id_table()[ids]
+    bad = mapped < 0
+    if bad.any():
+        values, counts = np.unique(ids[bad], return_counts=True)
+        listing = ", ".join(f"id {v} ({n} pixels)" for v, n in zip(values.tolist(), counts.tolist()))
+        raise LabelError(f"{_describe(source)}: ids outside the {label_set.name} label set: {listing}")
+    return mapped.astype(np.uint8)
+
+
+def check_class_indices(classes: np.ndarray, label_set: LabelSet = CITYSCAPES, source: str | None = None) -> np.ndarray:
+    """Validates a class-index map (e.g. Cityscapes `*_labelTrainIds.png`): 0..n-1 or 255."""
+    classes = np.asarray(classes)
+    if classes.ndim != 2:
+        raise LabelError(f"{_describe(source)}: expected a single-channel class map, got shape {classes.shape}")
+    classes = classes.astype(np.int64)
+    bad = (classes >= label_set.num_classes) & (classes != VOID) | (classes < 0)
+    if bad.any():
+        values, counts = np.unique(classes[bad], return_counts=True)
+        listing = ", ".join(f"{v} ({n} pixels)" for v, n in zip(values.tolist(), counts.tolist()))
+        raise LabelError(
+            f"{_describe(source)}: class indices outside 0..{label_set.num_classes - 1} and {VOID} (void): {listing}"
+        )
+    return classes.astype(np.uint8)
+
+
+def _pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def colors_to_classes(
+    rgb: np.ndarray,
+    label_set: LabelSet = CITYSCAPES,
+    unknown: str = "error",
+    source: str | None = None,
+) -> np.ndarray:
+    """Colour-coded label image [H, W, 3] -> class indices, uint8, 255 = void.
+
+    Class colours become their class, the label set's void colours become void. Any other
+    colour raises LabelError naming `source`, the colours and their pixel counts, unless
+    `unknown="void"` (then it is void too) or the label set declares every other colour void.
+    An alpha channel, if present, is ignored.
+    """
+    if unknown not in ("error", "void"):
+        raise ValueError(f"unknown must be 'error' or 'void', got {unknown!r}")
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] not in (3, 4):
+        raise LabelError(f"{_describe(source)}: expected a colour image [H, W, 3], got shape {rgb.shape}")
+    packed = _pack_rgb(rgb[..., :3])
+    class_keys = _pack_rgb(label_set.colors)
+    order = np.argsort(class_keys)
+    sorted_keys = class_keys[order]
+    position = np.clip(np.searchsorted(sorted_keys, packed), 0, len(sorted_keys) - 1)
+    is_class = sorted_keys[position] == packed
+    classes = np.where(is_class, order[position], VOID).astype(np.uint8)
+    if unknown == "error" and label_set.void_colors is not None:
+        void_keys = _pack_rgb(np.array(label_set.void_colors, dtype=np.uint8).reshape(-1, 3))
+        bad = ~is_class & ~np.isin(packed, void_keys)
+        if bad.any():
+            values, counts = np.unique(packed[bad], return_counts=True)
+            listing = ", ".join(
+                f"({v >> 16},{(v >> 8) & 255},{v & 255}) ({n} pixels)" for v, n in zip(values.tolist(), counts.tolist())
+            )
+            raise LabelError(
+                f"{_describe(source)}: colours that are neither a class nor void in the {label_set.name} "
+                f"label set: {listing}"
+            )
+    return classes
+
+
+def classes_to_onehot(classes: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """Class indices [..., H, W] -> one-hot layout [..., H, W, num_classes + 1]; last channel = void.
+
+    Void (255) and anything >= num_classes land in the void channel, so channels sum to 1.
+    """
+    classes = np.asarray(classes).astype(np.int64)
+    index = np.where((classes >= num_classes) | (classes < 0), num_classes, classes)
+    return np.eye(num_classes + 1, dtype=dtype)[index]
+
+
+def onehot_to_classes(layout: np.ndarray) -> np.ndarray:
+    """One-hot (or soft) layout [..., C+1] -> class indices, uint8, 255 where void wins."""
+    layout = np.asarray(layout)
+    index = np.argmax(layout, axis=-1)
+    return np.where(index == layout.shape[-1] - 1, VOID, index).astype(np.uint8)
+
+
+def classes_to_colors(classes: np.ndarray, label_set: LabelSet = CITYSCAPES, void_color: Color = (0, 0, 0)) -> np.ndarray:
+    """Class indices [..., H, W] -> colour image [..., H, W, 3] uint8 (void and unknown -> void_color)."""
+    palette = np.tile(np.array(void_color, dtype=np.uint8), (256, 1))
+    palette[: label_set.num_classes] = label_set.colors
+    return palette[np.asarray(classes).astype(np.uint8)]
+
+
+def classes_to_ids(classes: np.ndarray, label_set: LabelSet = CITYSCAPES, void_id: int | None = None) -> np.ndarray:
+    """Class indices -> the ids stored in id-coded label PNGs (void -> `void_id`, default the set's first)."""
+    if void_id is None:
+        void_id = label_set.void_ids[0] if label_set.void_ids else 0
+    table = np.full(256, void_id, dtype=np.uint8)
+    table[: label_set.num_classes] = [c.id for c in label_set.classes]
+    return table[np.asarray(classes).astype(np.uint8)]
+
+
+def class_names(label_set: LabelSet = CITYSCAPES) -> list[str]:
+    """Names of the layout's channels, void last."""
+    return label_set.names + ["void"]
+
