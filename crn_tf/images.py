@@ -1,0 +1,48 @@
+"""Turning the generator's float output into saved pictures, as the original does."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float pixels (about 0..255) -> uint8: clip to [0, 255], then round to nearest.
+
+    The original's `scipy.misc.toimage(..., cmin=0, cmax=255)` adds 0.5 before its uint8
+    cast; truncating instead would shift half the pixels down by one level.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    return np.floor(np.clip(images, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def make_grid(images: Sequence[np.ndarray] | np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Tiles k images [k, H, W, 3] row-major into one picture (9 -> 3x3: 0 1 2 / 3 4 5 / 6 7 8)."""
+    images = np.asarray(images)
+    count, height, width, channels = images.shape
+    columns = columns or int(math.ceil(math.sqrt(count)))
+    rows = int(math.ceil(count / columns))
+    grid = np.zeros((rows * height, columns * width, channels), dtype=images.dtype)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = images[index]
+    return grid
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
+    """Saves a uint8 (or float 0..255) RGB image; the format follows the extension (.png, .jpg).
+
+    Written to a temporary name first and renamed, so a killed run never leaves half a file.
+    """
+    array = image if np.asarray(image).dtype == np.uint8 else to_uint8(image)
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    base, extension = os.path.splitext(path)
+    temporary = f"{base}.tmp-{os.getpid()}{extension}"
+    options = {"quality": quality} if extension.lower() in (".jpg", ".jpeg") else {}
+    Image.fromarray(np.asarray(array)).save(temporary, **options)
+    os.replace(temporary, path)
