@@ -39,7 +39,8 @@ def upsample_bilinear(x: tf.Tensor, size: tuple[int, int], align_corners: bool =
     corner pixels map to corner pixels, a source step of (H-1)/(h-1). `False` uses
     half-pixel centres (today's `tf.image.resize` default), a documented departure.
     """
-    size = (int(size[0]), int(size[1]))
+    if all(isinstance(v, int) for v in size):
+        size = (int(size[0]), int(size[1]))
     if align_corners:
         resized = tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
     else:
