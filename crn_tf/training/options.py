@@ -1,0 +1,247 @@
+"""Training options: one dataclass, one argparse parser built from it, saved into the run dir.
+
+As SPADE's `BaseOptions`: the options are printed at start with every non-default marked, and
+written to `RUN_DIR/options.json` (machine-readable) and `RUN_DIR/opt.txt` (the same listing)
+before step 0, by the chief worker only.
+
+Faithful first: with `--data` given, the defaults are the original's (256p preset, k = 9,
+ImageNet VGG, Adam 1e-4, batch 1, 200 epochs). Without `--data`, `train.py` runs its embedded
+small default (a synthetic city, 64x128, width multiplier 1/16, random VGG): the fields whose
+default is `None` ("auto") are settled by `resolve_options` for whichever case applies.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from fractions import Fraction
+from typing import Any, Sequence
+
+# === The embedded small default run (no --data) ===
+SMOKE_DATA = os.path.join("data", "synthetic_city")
+SMOKE_SIZE = "64x128"
+SMOKE_NUM_TRAIN = 48
+SMOKE_NUM_VAL = 4
+SMOKE_DEFAULTS: dict[str, Any] = {
+    "size": SMOKE_SIZE,
+    "width_multiplier": 1 / 16,
+    "vgg_weights": "random",
+    "epochs": 12,
+    "run_dir": os.path.join("runs", "synthetic_small"),
+    "save_every": 200,
+    "summary_every": 50,
+}
+"""What the auto (`None`) fields become when `--data` is not given."""
+
+PAPER_DEFAULTS: dict[str, Any] = {
+    "size": None,  # the preset's own size
+    "width_multiplier": 1.0,
+    "vgg_weights": "imagenet",
+    "epochs": 200,
+    "run_dir": None,  # runs/<preset>
+    "save_every": 1000,
+    "summary_every": 500,
+}
+"""What the auto (`None`) fields become when `--data` is given: the original's schedule."""
+
+MODEL_FIELDS = ("preset", "size", "width_multiplier", "num_images", "label_set", "mixed_precision")
+"""Options that fix the model's variables; a resumed run must keep them."""
+
+
+def _field(default: Any, help: str, **argparse_kwargs) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, **argparse_kwargs})
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    """Everything `train.py` / `crn-train` accepts; `None` means "auto" (see module docstring)."""
+
+    # --- data ---
+    data: str | None = _field(None, "training data: a Cityscapes root, a label folder or a paired images/labels dir "
+                              "(default: make and use a small synthetic city in data/synthetic_city)")
+    val_data: str | None = _field(None, "validation data (same formats); a sample grid PNG is written per epoch")
+    label_set: str = _field("cityscapes", "label set: 'cityscapes' or a JSON label-set file")
+    split: str = _field("train", "split to train on (Cityscapes roots and paired dirs with train/ val/)")
+    val_split: str = _field("val", "split of --val-data to validate on")
+    cache: bool = _field(False, "cache decoded examples in memory (small datasets)")
+    skip_bad: bool = _field(False, "skip bad image/label pairs with a warning instead of stopping")
+    # --- model ---
+    preset: str = _field("256p", "the paper's generator: 256p (k=9, diversity loss), 512p, 1024p",
+                         choices=("256p", "512p", "1024p"))
+    size: str | None = _field(None, "output size HxW (default: the preset's; 64x128 for the small default)")
+    width_multiplier: float | None = _field(None, "scale every feature width (e.g. 1/16 for small runs)")
+    num_images: int | None = _field(None, "k, images per layout (default: the preset's, 9 at 256p, 1 otherwise)")
+    init_from: str | None = _field(None, "checkpoint (or run dir) whose modules initialise the shared modules, "
+                                   "matched by module height (256p -> 512p -> 1024p)")
+    train_modules: str = _field("all", "modules that train: all, lastN (e.g. last2) or module heights (e.g. 512,1024)")
+    recompute: bool = _field(False, "recompute each module's activations in the backward pass (less memory)")
+    # --- loss ---
+    vgg_weights: str | None = _field(None, "VGG-19 weights: imagenet, a .h5/.mat path, or random "
+                                     "(default: imagenet; random for the small default)")
+    layer_weights: str = _field("original", "perceptual-loss layer weights: original (the release's constants) "
+                                "or auto (1/elements, rescaled at --rescale-epoch)", choices=("original", "auto"))
+    rescale_epoch: int = _field(100, "with --layer-weights auto: rescale the weights after this epoch")
+    # --- optimisation ---
+    epochs: int | None = _field(None, "epochs (default: 200 as the original; 12 for the small default)")
+    steps: int | None = _field(None, "stop after this many steps in total (overrides --epochs)")
+    batch_size: int = _field(1, "global batch size (split over replicas)")
+    lr: float = _field(1e-4, "Adam learning rate")
+    seed: int = _field(0, "seed for initialisation and the per-epoch data order")
+    mixed_precision: str = _field("off", "off, bf16 or fp16 (with dynamic loss scaling)", choices=("off", "bf16", "fp16"))
+    xla: bool = _field(False, "compile the step with XLA (jit_compile)")
+    strategy: str = _field("auto", "auto (TF_CONFIG cluster -> multi-worker, several GPUs -> mirrored), "
+                           "default, mirrored or multi-worker", choices=("auto", "default", "mirrored", "multi-worker"))
+    # --- run directory, logging ---
+    run_dir: str | None = _field(None, "run directory: checkpoints, logs, samples, the final model/ "
+                                 "(default: runs/<preset>; runs/synthetic_small for the small default)")
+    save_every: int | None = _field(None, "checkpoint every N steps (also at each epoch end and on SIGINT/SIGTERM)")
+    keep_checkpoints: int = _field(3, "checkpoints kept in RUN_DIR/checkpoints")
+    log_every: int = _field(10, "read the loss back and refresh the progress bar every N steps")
+    summary_every: int | None = _field(None, "TensorBoard per-layer terms and sample images every N steps")
+    num_samples: int = _field(4, "validation layouts shown in the per-epoch grid")
+
+
+def _parse_float(text: str) -> float:
+    """'0.0625' or '1/16' -> 0.0625."""
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+
+
+_TYPES = {"int | None": int, "int": int, "float": float, "float | None": _parse_float, "str": str, "str | None": str}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of `train.py` / `crn-train`, one flag per `TrainOptions` field."""
+    parser = argparse.ArgumentParser(
+        prog="crn-train",
+        description="Train a Cascaded Refinement Network (Chen & Koltun, ICCV 2017). With no arguments: a "
+        "few minutes' CPU run of a small CRN on a synthetic city, then the demo command to try it.",
+        argument_default=argparse.SUPPRESS,
+    )
+    for field in dataclasses.fields(TrainOptions):
+        flag = "--" + field.name.replace("_", "-")
+        meta = dict(field.metadata)
+        help_text = meta.pop("help")
+        if field.type == "bool":
+            parser.add_argument(flag, action="store_true", help=help_text)
+            continue
+        kind = _TYPES[str(field.type)]
+        if field.name == "lr":
+            kind = _parse_float
+        parser.add_argument(flag, type=kind, help=help_text + ("" if field.default is None else f" (default: {field.default})"), **meta)
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None = None) -> TrainOptions:
+    """Parses command-line flags into TrainOptions (unset flags keep the dataclass defaults)."""
+    namespace = build_parser().parse_args(argv)
+    return TrainOptions(**vars(namespace))
+
+
+def is_smoke_run(options: TrainOptions) -> bool:
+    """True for the embedded small default run (no --data given)."""
+    return options.data is None
+
+
+def resolve_options(options: TrainOptions) -> TrainOptions:
+    """A copy with every auto (`None`) field settled: the small default without --data, else the paper's."""
+    defaults = SMOKE_DEFAULTS if is_smoke_run(options) else PAPER_DEFAULTS
+    values = dataclasses.asdict(options)
+    for key, value in defaults.items():
+        if values[key] is None:
+            values[key] = value
+    if values["data"] is None:
+        values["data"] = SMOKE_DATA
+        if values["val_data"] is None:
+            values["val_data"] = SMOKE_DATA
+    if values["run_dir"] is None:
+        values["run_dir"] = os.path.join("runs", values["preset"])
+    resolved = TrainOptions(**values)
+    validate_options(resolved)
+    return resolved
+
+
+def validate_options(options: TrainOptions) -> None:
+    """Raises ValueError with a one-line message for values no run can use."""
+    positive = {"batch_size": options.batch_size, "keep_checkpoints": options.keep_checkpoints,
+                "log_every": options.log_every, "num_samples": options.num_samples}
+    for name in ("epochs", "steps", "save_every", "summary_every", "num_images"):
+        if getattr(options, name) is not None:
+            positive[name] = getattr(options, name)
+    for name, value in positive.items():
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if options.lr <= 0:
+        raise ValueError(f"--lr must be positive, got {options.lr}")
+    if options.width_multiplier is not None and options.width_multiplier <= 0:
+        raise ValueError(f"--width-multiplier must be positive, got {options.width_multiplier}")
+    if options.rescale_epoch < 1:
+        raise ValueError(f"--rescale-epoch must be at least 1, got {options.rescale_epoch}")
+    if options.size is not None:
+        from crn_tf.model import parse_size
+
+        parse_size(options.size)
+    parse_train_modules(options.train_modules)
+
+
+def parse_train_modules(text: str) -> tuple[str, Any]:
+    """'all' -> ('all', None); 'last2' -> ('last', 2); '512,1024' -> ('heights', (512, 1024))."""
+    text = text.strip().lower()
+    if text == "all":
+        return "all", None
+    if text.startswith("last") and text[4:].isdigit() and int(text[4:]) >= 1:
+        return "last", int(text[4:])
+    parts = [p.strip() for p in text.split(",")]
+    if parts and all(p.isdigit() for p in parts):
+        return "heights", tuple(int(p) for p in parts)
+    raise ValueError(f"--train-modules must be all, lastN (e.g. last2) or module heights (e.g. 512,1024); got {text!r}")
+
+
+# === Printing and saving ===
+def format_options(options: TrainOptions) -> str:
+    """One line per option; values that differ from the default are marked `[default: X]`."""
+    lines = ["----------------- Options ---------------"]
+    for field in dataclasses.fields(TrainOptions):
+        value = getattr(options, field.name)
+        default = "auto" if field.default is None else field.default
+        mark = "" if value == field.default else f"\t[default: {default}]"
+        lines.append(f"{field.name:>22}: {value!s:<28}{mark}")
+    lines.append("----------------- End -------------------")
+    return "\n".join(lines)
+
+
+def save_options(options: TrainOptions, run_dir: str | os.PathLike) -> None:
+    """Writes `options.json` and `opt.txt` into the run dir (atomically: temp file + rename)."""
+    os.makedirs(run_dir, exist_ok=True)
+    for name, text in (("options.json", json.dumps(dataclasses.asdict(options), indent=2) + "\n"),
+                       ("opt.txt", format_options(options) + "\n")):
+        path = os.path.join(run_dir, name)
+        temporary = f"{path}.tmp-{os.getpid()}"
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+
+
+def load_options(run_dir: str | os.PathLike) -> TrainOptions | None:
+    """The options saved in a run dir, or None if it has none."""
+    path = os.path.join(run_dir, "options.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        data = json.load(f)
+    known = {f.name for f in dataclasses.fields(TrainOptions)}
+    return TrainOptions(**{k: v for k, v in data.items() if k in known})
+
+
+def check_resume_compatible(saved: TrainOptions, current: TrainOptions) -> None:
+    """A run dir resumes only with the same model: raises ValueError naming the options that differ."""
+    changed = [f"--{name.replace('_', '-')} {getattr(saved, name)} -> {getattr(current, name)}"
+               for name in MODEL_FIELDS if getattr(saved, name) != getattr(current, name)]
+    if changed:
+        raise ValueError(
+            f"run dir {current.run_dir} holds a run with other model options ({'; '.join(changed)}); "
+            "use another --run-dir or the same options"
+        )
