@@ -1,0 +1,38 @@
+"""Datasets for crn_tf: finding pairs, reading files, checking them, and tf.data pipelines.
+
+Formats (detected from the path): a Cityscapes root, the paired format (`images/` +
+`labels/`), a label folder of colour-coded PNGs (the original release's), a label file,
+a glob or a list of files. See docs/data.md.
+"""
+from crn_tf.data.pipeline import (
+    classes_to_layout,
+    example_dataset,
+    label_size,
+    label_sizes,
+    make_dataset,
+    make_layout_dataset,
+)
+from crn_tf.data.readers import IMAGE_EXTENSIONS, LABEL_FORMATS, DataError, probe, read_image, read_label
+from crn_tf.data.scan import ScanReport, scan_dataset
+from crn_tf.data.sources import Example, Problem, discover, find_examples
+
+__all__ = [
+    "DataError",
+    "Example",
+    "IMAGE_EXTENSIONS",
+    "LABEL_FORMATS",
+    "Problem",
+    "ScanReport",
+    "classes_to_layout",
+    "discover",
+    "example_dataset",
+    "find_examples",
+    "label_size",
+    "label_sizes",
+    "make_dataset",
+    "make_layout_dataset",
+    "probe",
+    "read_image",
+    "read_label",
+    "scan_dataset",
+]

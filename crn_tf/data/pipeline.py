@@ -1,0 +1,376 @@
+"""tf.data pipelines: (photo, one-hot layout) batches for training, layouts for inference.
+
+Decoding, the label lookup and resizing all run as TensorFlow ops inside a parallel
+`map` (no Python per pixel or per example), so reading raw 1024x2048 PNGs is limited by
+PNG decoding. Labels become class indices (uint8, 255 = void) per example; the one-hot
+layout (classes + a last void channel) is made per batch.
+
+Resizing: photos are area-averaged (anti-aliased: each output pixel is the mean of the
+input pixels it covers); labels are resized with nearest neighbour on the class indices,
+BEFORE the one-hot. Interpolating labels (or their colours, or the one-hot) would invent
+mixed classes and colours that belong to no class at object borders; nearest keeps every
+pixel a real class, as the original's resized label folders were.
+
+Distribution (tf.distribute):
+- one machine, several devices (MirroredStrategy): build with the GLOBAL batch size and
+  call `strategy.experimental_distribute_dataset(dataset)`; it splits each batch. The
+  dataset's auto-shard policy is set to DATA so this also works on several workers, but
+  then every worker decodes every file.
+- several workers: use `strategy.distribute_datasets_from_function(lambda ctx:
+  make_dataset(..., batch_size=GLOBAL, input_context=ctx))`: each input pipeline takes
+  every n-th example before decoding and batches `ctx.get_per_replica_batch_size(GLOBAL)`.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from crn_tf.data.readers import DataError, label_format_for, probe
+from crn_tf.data.scan import scan_dataset
+from crn_tf.data.sources import Example, Source, find_examples, summarize, warn_skipped
+from crn_tf.labels import CITYSCAPES, VOID, LabelSet, resolve_label_set
+
+AUTOTUNE = tf.data.AUTOTUNE
+_FORMAT_INDEX = {"ids": 0, "trainids": 1, "colors": 2}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+# --- lookup tables ------------------------------------------------------------------------
+def _pack_colors(colors: np.ndarray) -> np.ndarray:
+    colors = np.asarray(colors, dtype=np.int64).reshape(-1, 3)
+    return (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
+
+
+class _Tables:
+    """Constant tensors mapping label values to class indices (-1 = outside the label set)."""
+
+    def __init__(self, label_set: LabelSet):
+        self.num_classes = label_set.num_classes
+        self.name = label_set.name
+        self.ids = tf.constant(label_set.id_table().astype(np.int32))
+        trainids = np.full(256, -1, dtype=np.int32)
+        trainids[: label_set.num_classes] = np.arange(label_set.num_classes)
+        trainids[VOID] = VOID
+        self.trainids = tf.constant(trainids)
+        keys = list(_pack_colors(label_set.colors))
+        values = list(range(label_set.num_classes))
+        if label_set.void_colors:
+            keys += list(_pack_colors(np.array(label_set.void_colors)))
+            values += [VOID] * len(label_set.void_colors)
+        order = np.argsort(keys)
+        self.color_keys = tf.constant(np.array(keys, dtype=np.int32)[order])
+        self.color_values = tf.constant(np.array(values, dtype=np.int32)[order])
+        self.color_default = VOID if label_set.void_colors is None else -1
+
+
+# --- per-example ops ----------------------------------------------------------------------
+def _assert_complete_png(raw: tf.Tensor, path: tf.Tensor) -> tf.Tensor:
+    """Fails with the file name when a PNG lacks its final IEND chunk (a truncated file)."""
+    length = tf.strings.length(raw)
+    is_png = tf.strings.substr(raw, 0, 8) == _PNG_SIGNATURE
+    complete = tf.logical_or(tf.logical_not(is_png),
+                             tf.strings.substr(raw, tf.maximum(length - 8, 0), 8) == _PNG_END)
+    check = tf.debugging.Assert(complete, [tf.strings.join([path, ": truncated PNG (no IEND chunk at the end)"])])
+    with tf.control_dependencies([check]):
+        return tf.identity(raw)
+
+
+def _decode_classes(path: tf.Tensor, label_format: str, tables: _Tables) -> tf.Tensor:
+    """Label PNG -> int32 [h, w] class indices, -1 where the value is outside the label set."""
+    raw = _assert_complete_png(tf.io.read_file(path), path)
+    if label_format == "colors":
+        rgb = tf.cast(tf.io.decode_png(raw, channels=3), tf.int32)
+        packed = rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2]
+        flat = tf.reshape(packed, [1, -1])
+        position = tf.minimum(tf.searchsorted(tables.color_keys[None], flat)[0], tf.size(tables.color_keys) - 1)
+        found = tf.gather(tables.color_keys, position) == flat[0]
+        classes = tf.where(found, tf.gather(tables.color_values, position), tables.color_default)
+        return tf.reshape(classes, tf.shape(packed))
+    ids = tf.cast(tf.io.decode_png(raw, channels=1)[..., 0], tf.int32)
+    return tf.gather(tables.ids if label_format == "ids" else tables.trainids, ids)
+
+
+def _classes_any_format(path: tf.Tensor, format_index: tf.Tensor, formats: list[str], tables: _Tables) -> tf.Tensor:
+    if len(formats) == 1:
+        return _decode_classes(path, formats[0], tables)
+    branches = {_FORMAT_INDEX[f]: (lambda f=f: _decode_classes(path, f, tables)) for f in formats}
+    return tf.switch_case(format_index, branches)
+
+
+def _validated(classes: tf.Tensor, path: tf.Tensor, tables: _Tables, unknown: str) -> tf.Tensor:
+    """int32 classes with -1 -> uint8 [h, w, 1]; unknown values fail (naming the file) or become void."""
+    if unknown == "void":
+        classes = tf.where(classes < 0, VOID, classes)
+    else:
+        message = tf.strings.join([path, f": ids or colours outside the {tables.name} label set "
+                                         "(python -m crn_tf.data.check lists them)"])
+        check = tf.debugging.Assert(tf.reduce_all(classes >= 0), [message])
+        with tf.control_dependencies([check]):
+            classes = tf.identity(classes)
+    return tf.cast(classes, tf.uint8)[..., None]
+
+
+def decode_photo(path: tf.Tensor) -> tf.Tensor:
+    """Photo file (PNG or JPEG) -> uint8 [h, w, 3]; grey is repeated, alpha dropped."""
+    raw = _assert_complete_png(tf.io.read_file(path), path)
+    return tf.io.decode_image(raw, channels=3, dtype=tf.uint8, expand_animations=False)
+
+
+def resize_photo(image: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
+    """uint8/float [h, w, 3] -> float32 [H, W, 3] in 0..255: area averaging when shrinking
+    (anti-aliased), bilinear when enlarging."""
+    image = tf.cast(image, tf.float32)
+    if size is None:
+        return image
+    shape = tf.shape(image)
+    shrink = tf.logical_and(shape[0] >= size[0], shape[1] >= size[1])
+    resized = tf.cond(shrink,
+                      lambda: tf.image.resize(image, size, method="area"),
+                      lambda: tf.image.resize(image, size, method="bilinear", antialias=True))
+    resized.set_shape([size[0], size[1], 3])
+    return resized
+
+
+def resize_classes(classes: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
+    """Class indices uint8 [h, w, 1] -> [H, W] by nearest neighbour (no mixed classes)."""
+    if size is not None:
+        classes = tf.image.resize(classes, size, method="nearest")
+        classes.set_shape([size[0], size[1], 1])
+    return classes[..., 0]
+
+
+def classes_to_layout(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """Class indices uint8 [..., H, W] (255 = void) -> float32 one-hot [..., H, W, num_classes + 1]."""
+    index = tf.cast(classes, tf.int32)
+    index = tf.where(index >= num_classes, num_classes, index)
+    return tf.one_hot(index, num_classes + 1, dtype=tf.float32)
+
+
+# --- datasets -----------------------------------------------------------------------------
+def _resolve(
+    source: Source | Sequence[Example],
+    split: str,
+    label_set: LabelSet,
+    images: str,
+    images_dir,
+    skip_bad: bool,
+    scan: bool,
+) -> tuple[list[Example], dict[str, tuple[int, int]]]:
+    """The examples to read, after the up-front header scan (errors raise or are skipped)."""
+    if not scan:
+        if isinstance(source, (list, tuple)) and source and all(isinstance(e, Example) for e in source):
+            examples = list(source)
+        else:
+            examples = find_examples(source, split, label_set, images, images_dir, skip_bad)
+        return examples, {}
+    report = scan_dataset(source, split=split, label_set=label_set, images=images, images_dir=images_dir)
+    if report.errors:
+        if not skip_bad:
+            raise DataError(summarize(report.errors, report.source))
+        warn_skipped(report.errors)
+    if not report.examples:
+        raise DataError(f"{report.source}: no usable examples")
+    if images == "none":
+        report.examples = [e if e.image_path is None else Example(e.stem, e.label_path, None, e.label_format)
+                           for e in report.examples]
+    return report.examples, report.label_sizes
+
+
+def _check_batchable(size, batch_size: int, sizes: dict, examples: list[Example]) -> None:
+    if size is None and batch_size > 1 and sizes:
+        distinct = sorted({sizes[e.stem] for e in examples if e.stem in sizes})
+        if len(distinct) > 1:
+            raise DataError(f"examples have different sizes {distinct[:4]}; pass size=(H, W) to batch them")
+
+
+def _options(deterministic: bool | None, sharded: bool) -> tf.data.Options:
+    options = tf.data.Options()
+    if deterministic is not None:
+        options.deterministic = bool(deterministic)
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if sharded else tf.data.experimental.AutoShardPolicy.DATA)
+    return options
+
+
+def _example_tensors(examples: list[Example]) -> tuple[tf.Tensor, ...]:
+    return (
+        tf.constant([e.label_path for e in examples]),
+        tf.constant([e.image_path or "" for e in examples]),
+        tf.constant([_FORMAT_INDEX[e.label_format] for e in examples], dtype=tf.int32),
+        tf.range(len(examples), dtype=tf.int64),
+    )
+
+
+def _make_loader(examples: list[Example], size, label_set: LabelSet, unknown: str, with_images: bool):
+    """The per-example map function: file names -> decoded, checked, resized tensors."""
+    tables = _Tables(label_set)
+    formats = sorted({e.label_format for e in examples})
+
+    def load(label_path, image_path, format_index, index):
+        classes = _validated(_classes_any_format(label_path, format_index, formats, tables), label_path, tables, unknown)
+        if not with_images:
+            return resize_classes(classes, size), index
+        image = decode_photo(image_path)
+        label_hw, image_hw = tf.shape(classes)[:2], tf.shape(image)[:2]
+        message = tf.strings.join([
+            image_path, ": photo is ", tf.strings.reduce_join(tf.strings.as_string(image_hw), separator="x"),
+            " but its label ", label_path, " is ", tf.strings.reduce_join(tf.strings.as_string(label_hw), separator="x")])
+        with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(label_hw == image_hw), [message])]):
+            image = tf.identity(image)
+        return resize_photo(image, size), resize_classes(classes, size), index
+
+    return load
+
+
+def example_dataset(
+    examples: Sequence[Example],
+    size: tuple[int, int] | None,
+    label_set: LabelSet | str | None = CITYSCAPES,
+    with_images: bool = True,
+    unknown: str = "error",
+    deterministic: bool | None = None,
+) -> tf.data.Dataset:
+    """Unbatched decoded examples: (image float32 [H, W, 3], classes uint8 [H, W], index) or,
+    without images, (classes, index). The shared core of `make_dataset`, the layout
+    dataset and `prepare`. No scan: pass examples that were checked already."""
+    examples = list(examples)
+    load = _make_loader(examples, _size(size), resolve_label_set(label_set), unknown, with_images)
+    dataset = tf.data.Dataset.from_tensor_slices(_example_tensors(examples))
+    return dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def _size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if len(size) != 2 or int(size[0]) <= 0 or int(size[1]) <= 0:
+        raise ValueError(f"size must be (height, width) with positive values, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def make_dataset(
+    source_or_examples: Source | Sequence[Example],
+    size: tuple[int, int] | None = None,
+    label_set: LabelSet | str | None = CITYSCAPES,
+    split: str = "train",
+    batch_size: int = 1,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    cache: bool | str = False,
+    deterministic: bool | None = None,
+    drop_remainder: bool = False,
+    skip_bad: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
+    images_dir: str | os.PathLike | None = None,
+    unknown: str = "error",
+    scan: bool = True,
+    shuffle_buffer: int | None = None,
+) -> tf.data.Dataset:
+    """Training pairs: (image float32 [B, H, W, 3] in 0..255, layout float32 one-hot [B, H, W, C+1]).
+
+    Args:
+        source_or_examples: a Cityscapes root, paired folder, label folder, label file(s)
+            or glob (see `find_examples`), or a list of `Example`s.
+        size: (height, width) to resize to; None keeps each file's size.
+        label_set: LabelSet, "cityscapes" or a JSON path. Defaults to Cityscapes.
+        split: "train", "val" or "test".
+        batch_size: examples per batch (the GLOBAL batch with `input_context`).
+        shuffle: shuffle the examples, anew each epoch, from `seed` (reproducible).
+        seed: int. The shuffle seed.
+        repeat: repeat forever (epochs follow each other without a gap).
+        cache: True caches decoded, resized examples in memory; a string caches to that
+            file prefix. Shuffling then happens after the cache.
+        deterministic: True keeps the order fixed; False lets parallel decoding deliver
+            out of order (faster); None follows tf.data's default (deterministic).
+        drop_remainder: drop the last incomplete batch (static batch dimension).
+        skip_bad: skip bad examples with a warning instead of raising: those found by the
+            up-front scan, and those failing while decoding (corrupt data, unknown values).
+        input_context: tf.distribute.InputContext from `distribute_datasets_from_function`:
+            this pipeline reads every n-th example and batches the per-replica batch size.
+        images_dir: the photo folder for a label folder or label files.
+        unknown: "error" (default) fails on ids or colours outside the label set, naming
+            the file; "void" reads them as void.
+        scan: run the fast header scan first (missing partners, unreadable or truncated
+            files, size mismatches raise a DataError before any decoding).
+        shuffle_buffer: shuffle buffer size; default: all examples (a full shuffle).
+
+    Raises DataError naming the files when the scan finds problems (unless skip_bad).
+    """
+    label_set = resolve_label_set(label_set)
+    size = _size(size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    examples, sizes = _resolve(source_or_examples, split, label_set, "required", images_dir, skip_bad, scan)
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+        examples = examples[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+        if not examples:
+            raise DataError(f"input pipeline {input_context.input_pipeline_id} of {input_context.num_input_pipelines} "
+                            "has no examples: fewer examples than input pipelines")
+    _check_batchable(size, batch_size, sizes, examples)
+    buffer = shuffle_buffer or len(examples)
+
+    dataset = tf.data.Dataset.from_tensor_slices(_example_tensors(examples))
+    if shuffle and not cache:
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    load = _make_loader(examples, size, label_set, unknown, with_images=True)
+    dataset = dataset.map(lambda *t: load(*t)[:2], num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if skip_bad:
+        dataset = dataset.ignore_errors(log_warning=True)
+    if cache:
+        dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if shuffle:
+            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    num_classes = label_set.num_classes
+    dataset = dataset.map(lambda image, classes: (image, classes_to_layout(classes, num_classes)),
+                          num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.prefetch(AUTOTUNE)
+    return dataset.with_options(_options(deterministic, input_context is not None))
+
+
+def make_layout_dataset(
+    examples: Source | Sequence[Example],
+    size: tuple[int, int] | None = None,
+    label_set: LabelSet | str | None = CITYSCAPES,
+    batch_size: int = 1,
+    split: str = "train",
+    unknown: str = "error",
+    images_dir: str | os.PathLike | None = None,
+) -> tf.data.Dataset:
+    """Layouts for inference: (layout float32 [B, H, W, C+1], stem string [B], index int64 [B]).
+
+    No photos are needed. `index` points into the example list (`find_examples(...,
+    images="none")` gives the same order); `label_size(example)` gives a label's own size
+    (for writing results at the input's size). `size=None` keeps each label's size (then
+    batches need equal sizes). The order is always that of the examples.
+    """
+    label_set = resolve_label_set(label_set)
+    size = _size(size)
+    examples, sizes = _resolve(examples, split, label_set, "none", images_dir, False, True)
+    _check_batchable(size, batch_size, sizes, examples)
+    stems = tf.constant([e.stem for e in examples])
+    num_classes = label_set.num_classes
+    dataset = example_dataset(examples, size, label_set, with_images=False, unknown=unknown, deterministic=True)
+    dataset = dataset.map(lambda classes, index: (classes, tf.gather(stems, index), index))
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda classes, stem, index: (classes_to_layout(classes, num_classes), stem, index))
+    return dataset.prefetch(AUTOTUNE)
+
+
+def label_size(example: Example | str | os.PathLike) -> tuple[int, int]:
+    """A label file's own (height, width), read from its header (e.g. demo's --keep-size)."""
+    path = example.label_path if isinstance(example, Example) else os.fspath(example)
+    return probe(path).size
+
+
+def label_sizes(examples: Sequence[Example]) -> list[tuple[int, int]]:
+    """`label_size` of each example, in order."""
+    return [label_size(e) for e in examples]
