@@ -1,0 +1,265 @@
+"""Export a CRN checkpoint as a TensorFlow SavedModel (TF Serving, `tf.saved_model.load`) and TFLite.
+
+The SavedModel needs nothing from crn_tf to run. Its signatures:
+
+* `serving_default`: `labels` uint8 `[batch, H, W]` class indices (Cityscapes trainIds,
+  255 = void) at the model's size -> `images` uint8 `[batch, k, H, W, 3]`, rounded as the
+  original saves its pictures (clip to 0..255, round half up).
+* `synthesize_layout`: `layout` float32 one-hot `[batch, H, W, C + 1]` (void last) ->
+  `images` float32 `[batch, k, H, W, 3]`, about 0..255, unclipped (the Keras model's output).
+
+Inputs of the wrong size, or label values that are neither a class nor 255, fail with an
+`InvalidArgumentError` whose message names the expected shape and values.
+
+    python -m crn_tf.export --checkpoint checkpoints/synthetic_city_64x128 --out exported/crn
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from typing import Sequence
+
+import numpy as np
+
+SERVING_KEY = "serving_default"
+LAYOUT_KEY = "synthesize_layout"
+EXPORT_INFO = "crn_export.json"
+"""A JSON note in the SavedModel's `assets.extra/` folder: sizes, classes, signatures (ignored by TF Serving)."""
+
+VOID = 255
+
+
+class ExportError(RuntimeError):
+    """The export could not be written (e.g. the TFLite converter refused an op); the message says why."""
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def labels_to_layout(labels, num_classes: int):
+    """uint8 class indices [B, H, W] (255 = void) -> float32 one-hot [B, H, W, num_classes + 1], in TF.
+
+    The same mapping as `crn_tf.labels.classes_to_onehot`: void and anything >= num_classes go
+    to the last channel.
+    """
+    tf = _tf()
+    classes = tf.cast(labels, tf.int32)
+    classes = tf.where(classes >= num_classes, num_classes, classes)
+    return tf.one_hot(classes, num_classes + 1, dtype=tf.float32)
+
+
+def images_to_uint8(images):
+    """Float images about 0..255 -> uint8 in TF: clip, then round half up (`crn_tf.images.to_uint8`)."""
+    tf = _tf()
+    return tf.cast(tf.floor(tf.clip_by_value(images, 0.0, 255.0) + 0.5), tf.uint8)
+
+
+def _describe(model) -> dict:
+    height, width = model.output_size
+    label_set = getattr(model, "label_set", None)
+    return {
+        "height": int(height),
+        "width": int(width),
+        "num_classes": int(model.num_classes),
+        "num_images": int(model.num_images),
+        "class_names": list(label_set.names) if label_set is not None else None,
+        "label_set": label_set.name if label_set is not None else None,
+    }
+
+
+def _checked_shape(tensor, expected: Sequence[int], message: str, name: str):
+    """`tensor` [batch, *expected] with its static shape set; an assert naming `message` otherwise.
+
+    The assert runs before the shape is fixed, so a wrong input reports `message` and the
+    shape it got rather than TensorFlow's generic shape error.
+    """
+    tf = _tf()
+    shape = tf.shape(tensor)  # (rank,)
+    rank = len(expected) + 1
+    padded = tf.concat([shape, tf.zeros([rank], tf.int32)], axis=0)[1:rank]
+    right = tf.logical_and(tf.equal(tf.size(shape), rank), tf.reduce_all(tf.equal(padded, list(expected))))
+    check = tf.debugging.Assert(right, [message, shape], summarize=rank + 2, name=name)
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(tf.identity(tensor), [None, *expected])
+
+
+def build_serving_module(model):
+    """A `tf.Module` holding `model` with the two signature functions, ready for `tf.saved_model.save`."""
+    tf = _tf()
+    info = _describe(model)
+    height, width, num_classes = info["height"], info["width"], info["num_classes"]
+    channels = num_classes + 1
+    size_message = (
+        f"labels must be uint8 class indices of shape [batch, {height}, {width}] (the model's size); "
+        f"resize label maps to {height}x{width} (nearest neighbour) first. Got shape"
+    )
+    value_message = (
+        f"labels must hold class indices 0..{num_classes - 1} or {VOID} (void); found another value "
+        f"(label ids instead of trainIds?). Largest such value:"
+    )
+    layout_message = (
+        f"layout must be float32 one-hot of shape [batch, {height}, {width}, {channels}] "
+        f"({num_classes} classes + void last). Got shape"
+    )
+
+    module = tf.Module(name="crn_serving")
+    module.model = model  # tracks the variables
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8, name="labels")])
+    def serve_labels(labels):
+        labels = _checked_shape(labels, (height, width), size_message, "check_labels_shape")
+        valid = tf.logical_or(labels < num_classes, tf.equal(labels, VOID))
+        worst = tf.reduce_max(tf.where(valid, tf.zeros_like(labels), labels))
+        check = tf.debugging.Assert(tf.reduce_all(valid), [value_message, worst], name="check_labels_values")
+        with tf.control_dependencies([check]):
+            layout = labels_to_layout(labels, num_classes)  # (B, H, W, C + 1)
+        images = model(layout, training=False)  # (B, k, H, W, 3)
+        return {"images": images_to_uint8(images)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, name="layout")])
+    def serve_layout(layout):
+        layout = _checked_shape(layout, (height, width, channels), layout_message, "check_layout_shape")
+        return {"images": tf.cast(model(layout, training=False), tf.float32)}
+
+    module.serve_labels = serve_labels
+    module.serve_layout = serve_layout
+    return module
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """Where the export went."""
+
+    saved_model: str
+    tflite: str | None = None
+    tflite_error: str | None = None
+
+
+def export_saved_model(model, directory: str | os.PathLike, overwrite: bool = False) -> str:
+    """Writes `model` as a SavedModel with the `serving_default` and `synthesize_layout` signatures."""
+    tf = _tf()
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and os.listdir(directory):
+        if not overwrite:
+            raise ExportError(f"{directory}: exists and is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(directory)
+    module = build_serving_module(model)
+    signatures = {
+        SERVING_KEY: module.serve_labels.get_concrete_function(),
+        LAYOUT_KEY: module.serve_layout.get_concrete_function(),
+    }
+    tf.saved_model.save(module, directory, signatures=signatures)
+    info = _describe(model)
+    info["signatures"] = {
+        SERVING_KEY: {"inputs": {"labels": f"uint8 [batch, {info['height']}, {info['width']}]"},
+                      "outputs": {"images": f"uint8 [batch, {info['num_images']}, {info['height']}, {info['width']}, 3]"}},
+        LAYOUT_KEY: {"inputs": {"layout": f"float32 [batch, {info['height']}, {info['width']}, {info['num_classes'] + 1}]"},
+                     "outputs": {"images": f"float32 [batch, {info['num_images']}, {info['height']}, {info['width']}, 3]"}},
+    }
+    extra = os.path.join(directory, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, EXPORT_INFO), "w") as f:
+        json.dump(info, f, indent=2)
+    return directory
+
+
+def export_tflite(model, path: str | os.PathLike) -> str:
+    """Writes a TFLite flatbuffer: uint8 labels [1, H, W] -> uint8 images [1, k, H, W, 3].
+
+    Batch 1 and no input checks (the TFLite interpreter checks shapes itself). Only builtin
+    TFLite ops are allowed, so the file runs on the plain interpreter; ExportError otherwise.
+    """
+    tf = _tf()
+    info = _describe(model)
+    height, width, num_classes = info["height"], info["width"], info["num_classes"]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width], tf.uint8, name="labels")])
+    def synthesize(labels):
+        images = model(labels_to_layout(labels, num_classes), training=False)
+        return {"images": images_to_uint8(images)}
+
+    # Freeze the weights into constants first: converting the function (or a SavedModel of
+    # it) as is keeps Keras 3 weights as resource variables that the TFLite interpreter never
+    # initialises, so every output would be computed from zeros.
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(synthesize.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # the converter raises several private error types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"TFLite conversion failed (an op has no TFLite builtin): {first}") from error
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as f:
+        f.write(flatbuffer)
+    os.replace(temporary, path)
+    return path
+
+
+def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite: bool = False) -> ExportResult:
+    """SavedModel into `directory`, and with `tflite` also `<directory>/model.tflite`.
+
+    A TFLite conversion failure does not undo the SavedModel: it is reported in `tflite_error`.
+    """
+    saved = export_saved_model(model, directory, overwrite=overwrite)
+    result = ExportResult(saved_model=saved)
+    if tflite:
+        try:
+            result.tflite = export_tflite(model, os.path.join(saved, "model.tflite"))
+        except ExportError as error:
+            result.tflite_error = str(error)
+    return result
+
+
+# === Command line ===
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crn-export",
+        description="Export a CRN checkpoint as a TensorFlow SavedModel (and optionally TFLite).",
+    )
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint directory (config.json + model.weights.h5), a training run directory, "
+                             "or an imported original checkpoint")
+    parser.add_argument("--out", required=True, help="SavedModel directory to write")
+    parser.add_argument("--tflite", action="store_true", help="also write <out>/model.tflite (batch 1, uint8 in/out)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from crn_tf.checkpoint import CheckpointError, load_model
+
+    try:
+        model = load_model(args.checkpoint)
+        result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite)
+    except (ExportError, CheckpointError) as error:
+        print(f"crn-export: error: {error}", file=sys.stderr)
+        return 1
+    height, width = model.output_size
+    print(f"SavedModel written to {result.saved_model}")
+    print(f"  serving_default: labels uint8 [batch, {height}, {width}] -> images uint8 "
+          f"[batch, {model.num_images}, {height}, {width}, 3]")
+    print(f"  {LAYOUT_KEY}: layout float32 [batch, {height}, {width}, {model.num_classes + 1}] -> images float32")
+    if result.tflite:
+        print(f"TFLite model written to {result.tflite}")
+    if result.tflite_error:
+        print(f"crn-export: error: no TFLite model written: {result.tflite_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

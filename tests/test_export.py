@@ -1,0 +1,181 @@
+"""SavedModel / TFLite export: reload without crn_tf, same pixels as Keras, clear input errors."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from crn_tf.export import EXPORT_INFO, LAYOUT_KEY, SERVING_KEY, images_to_uint8, labels_to_layout, main
+from crn_tf.images import to_uint8
+from crn_tf.labels import VOID, classes_to_onehot
+
+HEIGHT, WIDTH, K = 32, 64, 2
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny k=2 CRN saved as a checkpoint directory, exported once through the CLI."""
+    from crn_tf.checkpoint import save_model
+    from crn_tf.model import CRN
+
+    root = tmp_path_factory.mktemp("export")
+    model = CRN(output_size=(HEIGHT, WIDTH), widths=(8, 8, 8, 8), num_images=K)
+    model.build()
+    # Spread the output over 0..255 so rounding and clipping are exercised, not just mid-grey.
+    kernel, bias = model.output_conv.get_weights()
+    model.output_conv.set_weights([kernel * 4.0, bias])
+    checkpoint = save_model(model, root / "checkpoint")
+    saved = root / "saved_model"
+    assert main(["--checkpoint", str(checkpoint), "--out", str(saved), "--tflite"]) == 0
+    return model, str(checkpoint), str(saved), root
+
+
+def _labels(rng, batch=2):
+    labels = rng.integers(0, 19, size=(batch, HEIGHT, WIDTH)).astype(np.uint8)
+    labels[:, :5] = VOID
+    return labels
+
+
+def test_labels_to_layout_matches_numpy(rng):
+    labels = _labels(rng)
+    np.testing.assert_array_equal(labels_to_layout(labels, 19).numpy(), classes_to_onehot(labels, 19))
+
+
+def test_images_to_uint8_matches_numpy_rounding():
+    values = np.array([-3.0, 0.49, 0.5, 1.5, 127.5, 254.49, 254.5, 300.0], np.float32)
+    np.testing.assert_array_equal(images_to_uint8(values).numpy(), to_uint8(values))
+    np.testing.assert_array_equal(to_uint8(values), [0, 0, 1, 2, 128, 254, 255, 255])
+
+
+_RELOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    saved, data = sys.argv[1], sys.argv[2]
+    loaded = tf.saved_model.load(saved)
+    serve = loaded.signatures["serving_default"]
+    layout_fn = loaded.signatures["synthesize_layout"]
+    labels = np.load(data + "/labels.npy")
+    np.save(data + "/served.npy", serve(labels=tf.constant(labels))["images"].numpy())
+    layout = np.load(data + "/layout.npy")
+    np.save(data + "/served_float.npy", layout_fn(layout=tf.constant(layout))["images"].numpy())
+
+    def error_of(fn, **kwargs):
+        try:
+            fn(**kwargs)
+        except Exception as error:
+            return type(error).__name__ + ": " + str(error)
+        return None
+
+    report = {
+        "crn_tf_imported": any(name.split(".")[0] == "crn_tf" for name in sys.modules),
+        "inputs": {k: [str(v.dtype.name), v.shape.as_list()] for k, v in serve.structured_input_signature[1].items()},
+        "outputs": {k: [str(v.dtype.name), v.shape.as_list()] for k, v in serve.structured_outputs.items()},
+        "wrong_size": error_of(serve, labels=tf.zeros([1, 16, 64], tf.uint8)),
+        "wrong_rank": error_of(serve, labels=tf.zeros([32, 64], tf.uint8)),
+        "wrong_dtype": error_of(serve, labels=tf.zeros([1, 32, 64], tf.int32)),
+        "label_ids": error_of(serve, labels=tf.fill([1, 32, 64], tf.constant(26, tf.uint8))),
+        "wrong_channels": error_of(layout_fn, layout=tf.zeros([1, 32, 64, 19])),
+    }
+    print("REPORT " + json.dumps(report))
+    """
+)
+
+
+@pytest.mark.slow
+def test_saved_model_reloads_in_fresh_process_and_matches_keras(tiny, rng):
+    model, _, saved, root = tiny
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    labels = _labels(rng)
+    layout = classes_to_onehot(labels, 19)
+    np.save(data / "labels.npy", labels)
+    np.save(data / "layout.npy", layout)
+    script = root / "reload.py"
+    script.write_text(_RELOAD_SCRIPT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # Run outside the repository so that `import crn_tf` could not succeed by accident of the cwd.
+    done = subprocess.run([sys.executable, str(script), saved, str(data)], capture_output=True, text=True,
+                          env=env, cwd=str(root), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.split("REPORT ", 1)[1])
+
+    expected_float = model(layout).numpy()
+    served_float = np.load(data / "served_float.npy")
+    np.testing.assert_allclose(served_float, expected_float, rtol=1e-4, atol=1e-2)
+    served = np.load(data / "served.npy")
+    assert served.dtype == np.uint8 and served.shape == (2, K, HEIGHT, WIDTH, 3)
+    assert np.abs(served.astype(int) - to_uint8(expected_float).astype(int)).max() <= 1
+    assert 0 in served and 255 in served  # the scaled output conv reaches both clip limits
+
+    assert report["crn_tf_imported"] is False
+    assert report["inputs"] == {"labels": ["uint8", [None, None, None]]}
+    assert report["outputs"] == {"images": ["uint8", [None, K, HEIGHT, WIDTH, 3]]}
+    for key in ("wrong_size", "wrong_rank"):
+        assert f"shape [batch, {HEIGHT}, {WIDTH}]" in report[key], report[key]
+    assert "[1 16 64]" in report["wrong_size"]
+    assert "uint8" in report["wrong_dtype"]
+    assert "class indices 0..18 or 255" in report["label_ids"] and "[26]" in report["label_ids"]
+    assert f"[batch, {HEIGHT}, {WIDTH}, 20]" in report["wrong_channels"]
+
+
+def test_export_info_and_signatures_on_disk(tiny):
+    _, _, saved, _ = tiny
+    assert os.path.isfile(os.path.join(saved, "saved_model.pb"))
+    with open(os.path.join(saved, "assets.extra", EXPORT_INFO)) as f:
+        info = json.load(f)
+    assert (info["height"], info["width"], info["num_classes"], info["num_images"]) == (HEIGHT, WIDTH, 19, K)
+    assert info["class_names"][0] == "road" and len(info["class_names"]) == 19
+    assert set(info["signatures"]) == {SERVING_KEY, LAYOUT_KEY}
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_tflite_converts_and_matches(tiny, rng):
+    model, _, saved, _ = tiny
+    path = os.path.join(saved, "model.tflite")
+    assert os.path.getsize(path) > 1000
+    import tensorflow as tf
+
+    try:
+        interpreter = tf.lite.Interpreter(model_path=path)
+    except (AttributeError, ImportError, ValueError) as error:  # interpreter not shipped in this TF build
+        pytest.skip(f"TFLite interpreter unavailable: {error}")
+    interpreter.allocate_tensors()
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(source["shape"]) == [1, HEIGHT, WIDTH] and source["dtype"] == np.uint8
+    assert list(target["shape"]) == [1, K, HEIGHT, WIDTH, 3] and target["dtype"] == np.uint8
+    labels = _labels(rng, batch=1)
+    interpreter.set_tensor(source["index"], labels)
+    interpreter.invoke()
+    result = interpreter.get_tensor(target["index"]).astype(int)
+    expected = to_uint8(model(classes_to_onehot(labels, 19)).numpy()).astype(int)
+    assert np.abs(result - expected).max() <= 2
+
+
+def test_cli_missing_checkpoint_is_one_line_error(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("crn-export: error:") and "nope" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_cli_refuses_to_overwrite_without_flag(tiny, tmp_path, capsys):
+    _, checkpoint, _, _ = tiny
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert main(["--checkpoint", checkpoint, "--out", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").exists()
+
+
+def test_cli_usage_error_exits_nonzero(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code != 0
+    assert "--checkpoint" in capsys.readouterr().err
