@@ -1,0 +1,882 @@
+"""Procedural street scenes: a Cityscapes-like label map (label ids) and a matching photo.
+
+The scene is planned in world metres (a pinhole camera 1.3 m above a straight street,
+buildings along both sides, objects standing on the ground) and drawn with vectorised
+NumPy, far to near. Everything is planned from the seed before any pixel exists, so one
+seed gives the same layout at every size; only the pixel-scale grain depends on the size.
+
+Screen coordinates: u = 2 x / W (0..2 across), v = y / H (0..1 down); the camera's
+focal length is in the same units, so a 1:2 image has square pixels.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+# Cityscapes label ids used here (the full table lives in crn_tf.data.synthetic).
+UNLABELED, EGO_VEHICLE, STATIC, DYNAMIC, GROUND = 0, 1, 4, 5, 6
+ROAD, SIDEWALK, PARKING = 7, 8, 9
+BUILDING, WALL, FENCE = 11, 12, 13
+POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = 17, 19, 20
+VEGETATION, TERRAIN, SKY = 21, 22, 23
+PERSON, RIDER, CAR, TRUCK, BUS, BICYCLE = 24, 25, 26, 27, 28, 33
+
+CAMERA_HEIGHT = 1.3
+FAR = 1.0e4
+
+
+def _rgb(*values: float) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+# --- the canvas -----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Region:
+    """A rectangular window of the canvas and the screen coordinates of its pixel centres."""
+
+    ys: slice
+    xs: slice
+    u: np.ndarray  # [1, w]
+    v: np.ndarray  # [h, 1]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.v.shape[0], self.u.shape[1])
+
+
+class Canvas:
+    """Label ids, photo (float, about 0..255), depth and instance buffers, plus noise fields."""
+
+    def __init__(self, height: int, width: int, camera: "Camera", rng: np.random.Generator):
+        self.height, self.width, self.camera = height, width, camera
+        self.ids = np.full((height, width), SKY, dtype=np.uint8)
+        self.instances = np.zeros((height, width), dtype=np.int32)
+        self.photo = np.zeros((height, width, 3), dtype=np.float32)
+        self.depth = np.zeros((height, width), dtype=np.float32)
+        self.u_all = ((np.arange(width, dtype=np.float32) + 0.5) * (2.0 / width))[None, :]
+        self.v_all = ((np.arange(height, dtype=np.float32) + 0.5) / height)[:, None]
+        # Noise at four scales: pixel grain, fine texture, blotches, large patches. The
+        # coarse grids have fixed shapes, so their look does not depend on the image size.
+        self.coarse = _smooth_noise(rng, (6, 12), height, width)
+        self.blotch = _smooth_noise(rng, (24, 48), height, width)
+        self.fine = _smooth_noise(rng, (min(height, 128), min(width, 256)), height, width)
+        self.grain = rng.standard_normal((height, width), dtype=np.float32)
+
+    def region(self, u0: float, u1: float, v0: float, v1: float) -> Region | None:
+        """The pixels whose centres may fall in [u0, u1] x [v0, v1] (clipped); None if empty."""
+        x0 = max(0, int(np.floor(u0 * self.width / 2.0)))
+        x1 = min(self.width, int(np.ceil(u1 * self.width / 2.0)))
+        y0 = max(0, int(np.floor(v0 * self.height)))
+        y1 = min(self.height, int(np.ceil(v1 * self.height)))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return Region(slice(y0, y1), slice(x0, x1), self.u_all[:, x0:x1], self.v_all[y0:y1])
+
+    def noise(self, r: Region, grain: float = 0.0, fine: float = 0.0, blotch: float = 0.0, coarse: float = 0.0):
+        """A [h, w] mix of the noise fields over a region (zero-mean, roughly unit per weight)."""
+        out = np.zeros(r.shape, dtype=np.float32)
+        for weight, field in ((grain, self.grain), (fine, self.fine), (blotch, self.blotch), (coarse, self.coarse)):
+            if weight:
+                out += weight * field[r.ys, r.xs]
+        return out
+
+    def paint(self, r: Region, mask, label: int, color, depth, instance: int = 0) -> None:
+        """Writes label, colour ([3] or [h, w, 3]), depth and instance where `mask` holds."""
+        mask = np.broadcast_to(mask, r.shape)
+        if not mask.any():
+            return
+        self.ids[r.ys, r.xs][mask] = label
+        self.instances[r.ys, r.xs][mask] = instance
+        color = np.asarray(color, dtype=np.float32)
+        photo = self.photo[r.ys, r.xs]
+        photo[mask] = color if color.ndim == 1 else np.broadcast_to(color, r.shape + (3,))[mask]
+        depth = np.asarray(depth, dtype=np.float32)
+        self.depth[r.ys, r.xs][mask] = depth if depth.ndim == 0 else np.broadcast_to(depth, r.shape)[mask]
+
+    def shade(self, r: Region, mask, factor) -> None:
+        """Multiplies the photo by `factor` where `mask` holds (shadows, no label change)."""
+        mask = np.broadcast_to(mask, r.shape)
+        factor = np.broadcast_to(np.asarray(factor, dtype=np.float32), r.shape)
+        photo = self.photo[r.ys, r.xs]
+        photo[mask] *= factor[mask][:, None]
+
+
+def _smooth_noise(rng: np.random.Generator, grid: tuple[int, int], height: int, width: int) -> np.ndarray:
+    """Unit-variance value noise: a random grid upsampled bilinearly to height x width."""
+    small = rng.standard_normal(grid, dtype=np.float32)
+    if grid == (height, width):
+        return small
+    big = Image.fromarray(small, mode="F").resize((width, height), Image.BILINEAR)
+    out = np.asarray(big, dtype=np.float32)
+    return out / max(float(out.std()), 1e-6)
+
+
+def _smoothstep(edge0: float, edge1: float, x):
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _textured(base, light, noise) -> np.ndarray:
+    """Colour [h, w, 3] = base colour x light x (1 + noise)."""
+    return np.asarray(base, dtype=np.float32) * (np.asarray(light, dtype=np.float32) * (1.0 + noise))[..., None]
+
+
+# --- the camera -----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Camera:
+    """A pinhole camera at X = 0, height CAMERA_HEIGHT, looking down the street (+Z)."""
+
+    focal: float  # in units of the image height
+    horizon: float  # v of the horizon
+    center: float  # u of the vanishing point
+
+    def u(self, x, z):
+        return self.center + self.focal * np.asarray(x) / z
+
+    def v(self, y, z):
+        return self.horizon + self.focal * (CAMERA_HEIGHT - np.asarray(y)) / z
+
+    def billboard(self, canvas: Canvas, z: float, x0: float, x1: float, y0: float, y1: float):
+        """Region of the world rectangle [x0, x1] x [y0, y1] at depth z, and world X [1,w], Y [h,1]."""
+        r = canvas.region(self.u(x0, z), self.u(x1, z), self.v(y1, z), self.v(y0, z))
+        if r is None:
+            return None, None, None
+        return r, (r.u - self.center) * (z / self.focal), CAMERA_HEIGHT - (r.v - self.horizon) * (z / self.focal)
+
+    def side_plane(self, canvas: Canvas, x: float, z0: float, z1: float, y0: float, y1: float):
+        """Region of the wall X = x between depths z0..z1 and heights y0..y1, and its Z, Y per pixel."""
+        z0 = max(z0, 0.5)
+        if z1 <= z0 or x == 0:
+            return None, None, None
+        ua, ub = sorted((float(self.u(x, z0)), float(self.u(x, z1))))
+        va = min(float(self.v(y1, z0)), float(self.v(y1, z1)))
+        vb = max(float(self.v(y0, z0)), float(self.v(y0, z1)))
+        r = canvas.region(ua, ub, va, vb)
+        if r is None:
+            return None, None, None
+        du = r.u - self.center
+        du = np.where(np.abs(du) < 1e-6, 1e-6, du)
+        z = self.focal * x / du  # [1, w]; negative where the pixel looks at the other side
+        z = np.where(z > 0, z, FAR)
+        y = CAMERA_HEIGHT - (r.v - self.horizon) * (z / self.focal)  # [h, w]
+        return r, z, y
+
+
+# --- scene planning --------------------------------------------------------------------------
+@dataclasses.dataclass
+class Block:
+    """A stretch of one side of the street, z0..z1 metres ahead."""
+
+    z0: float
+    z1: float
+    kind: str  # "building", "park", "gap", "wall", "fence"
+    verge: float  # metres between sidewalk and facade
+    verge_label: int
+    height: float
+    color: np.ndarray
+    floor: float
+    bay: float
+    window: tuple[float, float, float, float]  # column start/end, row start/end fractions
+    shop: bool
+    roof: np.ndarray
+
+
+@dataclasses.dataclass
+class Scene:
+    camera: Camera
+    lane: float
+    road_left: float  # road edge X on the left (negative)
+    road_right: float
+    lanes: list[float]  # X of lane dividers
+    parking: dict[int, tuple[float, int]]  # side -> (width, label)
+    sidewalk: dict[int, float]
+    blocks: dict[int, list[Block]]
+    objects: list[tuple[float, Callable]]  # (depth, draw(canvas, scene))
+    sky_top: np.ndarray
+    sky_bottom: np.ndarray
+    cloud_cover: float
+    sun_side: int
+    sun: float  # 0 overcast .. 1 bright sun
+    haze: float
+    asphalt: np.ndarray
+    paving: np.ndarray
+    end_wall: Block | None
+    crosswalk: float | None
+    hood: float
+    tint: np.ndarray
+    exposure: float
+
+
+_FACADE_COLORS = [
+    (200, 190, 170), (215, 205, 185), (180, 170, 160), (160, 110, 90), (190, 180, 150),
+    (225, 220, 210), (150, 150, 150), (170, 150, 120), (210, 190, 160), (120, 100, 90),
+    (190, 200, 205), (205, 170, 140),
+]
+_CAR_COLORS = [
+    (30, 30, 35), (200, 200, 205), (150, 152, 160), (20, 30, 70), (120, 20, 20), (230, 230, 230),
+    (60, 70, 80), (90, 95, 100), (15, 15, 15), (40, 60, 40), (170, 170, 175),
+]
+_CLOTHES = [(30, 30, 40), (60, 60, 70), (20, 30, 60), (110, 90, 70), (150, 30, 40), (200, 200, 200),
+            (40, 70, 120), (80, 100, 60), (180, 150, 110), (15, 15, 15)]
+_SKIN = [(225, 190, 160), (200, 160, 125), (160, 115, 85), (110, 75, 55)]
+
+
+def _jitter(rng: np.random.Generator, color, amount: float = 12.0) -> np.ndarray:
+    return np.clip(np.asarray(color, dtype=np.float32) + rng.normal(0.0, amount, 3), 0, 255).astype(np.float32)
+
+
+def plan_scene(seed: int) -> Scene:
+    """Draws every decision of a scene (geometry, kinds, colours) from the seed alone."""
+    rng = np.random.default_rng([int(seed), 0x5173])
+    camera = Camera(focal=rng.uniform(1.7, 2.2), horizon=rng.uniform(0.40, 0.47), center=1.0 + rng.uniform(-0.08, 0.08))
+    lane = rng.uniform(3.0, 3.6)
+    num_lanes = int(rng.choice([2, 2, 3, 4]))
+    ego_lane = int(rng.integers(max(0, num_lanes // 2 - 1), num_lanes))
+    road_left = -lane * (ego_lane + 0.5)
+    road_right = lane * (num_lanes - ego_lane - 0.5)
+    lanes = [road_left + lane * i for i in range(1, num_lanes)]
+    parking = {}
+    for side in (-1, 1):
+        if rng.random() < 0.55:
+            parking[side] = (rng.uniform(2.0, 2.6), PARKING if rng.random() < 0.5 else ROAD)
+    if -1 in parking:
+        road_left -= parking[-1][0]
+    if 1 in parking:
+        road_right += parking[1][0]
+    sidewalk = {side: rng.uniform(2.5, 5.0) for side in (-1, 1)}
+    sun = float(rng.uniform(0.0, 1.0))
+    scene = Scene(
+        camera=camera, lane=lane, road_left=road_left, road_right=road_right, lanes=lanes, parking=parking,
+        sidewalk=sidewalk, blocks={}, objects=[],
+        sky_top=_jitter(rng, (60, 110, 180) if sun > 0.4 else (150, 165, 185), 10),
+        sky_bottom=_jitter(rng, (200, 215, 230) if sun > 0.4 else (215, 220, 225), 8),
+        cloud_cover=float(rng.uniform(-0.6, 0.9)), sun_side=int(rng.choice([-1, 1])), sun=sun,
+        haze=float(rng.uniform(120.0, 400.0)),
+        asphalt=_jitter(rng, (95, 95, 100), 8), paving=_jitter(rng, (165, 160, 155), 10),
+        end_wall=None, crosswalk=float(rng.uniform(10, 25)) if rng.random() < 0.3 else None,
+        hood=float(rng.uniform(0.05, 0.11)) if rng.random() < 0.8 else 0.0,
+        tint=_jitter(rng, (1.0, 1.0, 1.0), 0.04), exposure=float(rng.uniform(0.9, 1.1)),
+    )
+    far = float(rng.uniform(150, 350))
+    for side in (-1, 1):
+        scene.blocks[side] = _plan_blocks(rng, far)
+    if rng.random() < 0.5:
+        scene.end_wall = _plan_blocks(rng, far + 40)[0]
+        scene.end_wall.z0 = far
+        scene.end_wall.height = rng.uniform(12, 30)
+    _plan_objects(rng, scene)
+    return scene
+
+
+def _plan_blocks(rng: np.random.Generator, far: float) -> list[Block]:
+    blocks, z = [], rng.uniform(-15.0, 0.0)
+    while z < far:
+        kind = rng.choice(["building", "park", "gap", "wall", "fence"], p=[0.62, 0.12, 0.1, 0.08, 0.08])
+        length = rng.uniform(8, 14) if kind == "gap" else rng.uniform(12, 45)
+        verge_label = int(rng.choice([TERRAIN, TERRAIN, VEGETATION, GROUND, SIDEWALK]))
+        verge = 0.0 if (kind == "building" and rng.random() < 0.6) else rng.uniform(1.0, 6.0)
+        floors = int(rng.integers(2, 8))
+        floor = rng.uniform(2.9, 3.6)
+        col0 = rng.uniform(0.15, 0.35)
+        row0 = rng.uniform(0.2, 0.35)
+        blocks.append(Block(
+            z0=z, z1=z + length, kind=str(kind), verge=verge, verge_label=verge_label,
+            height=floors * floor + rng.uniform(0.5, 2.0), color=_jitter(rng, _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))]),
+            floor=floor, bay=rng.uniform(2.2, 4.0), window=(col0, 1.0 - col0 * rng.uniform(0.7, 1.0), row0, rng.uniform(0.75, 0.88)),
+            shop=bool(rng.random() < 0.5), roof=_jitter(rng, (90, 80, 75), 15),
+        ))
+        z += length
+    return blocks
+
+
+def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
+    objects = scene.objects
+    instance = [0]
+
+    def next_instance() -> int:
+        instance[0] += 1
+        return instance[0]
+
+    edge = {-1: scene.road_left, 1: scene.road_right}
+    # Parked cars along the kerb.
+    for side in (-1, 1):
+        if side in scene.parking or rng.random() < 0.3:
+            z = rng.uniform(3, 12)
+            while z < 90:
+                if rng.random() < 0.65:
+                    x = edge[side] - side * rng.uniform(1.1, 1.4)
+                    objects.append(_vehicle(rng, x, z, CAR, rear=True, instance=next_instance()))
+                z += rng.uniform(4.8, 9.0)
+    # Traffic in the lanes: ours ahead (rear view), oncoming on the left (front view).
+    lane_centers = [scene.road_left + (scene.parking.get(-1, (0.0,))[0]) + scene.lane * (i + 0.5)
+                    for i in range(len(scene.lanes) + 1)]
+    for x in lane_centers:
+        oncoming = x < -scene.lane * 0.5 and len(lane_centers) > 1
+        z = rng.uniform(7, 30)
+        while z < 120:
+            if rng.random() < 0.5:
+                label = int(rng.choice([CAR, CAR, CAR, CAR, TRUCK, BUS]))
+                objects.append(_vehicle(rng, x + rng.uniform(-0.3, 0.3), z, label, rear=not oncoming, instance=next_instance()))
+            z += rng.uniform(12, 35)
+    # Sidewalk furniture, trees and people.
+    for side in (-1, 1):
+        kerb = edge[side] + side * 0.45
+        outer = edge[side] + side * (scene.sidewalk[side] - 0.6)
+        z = rng.uniform(4, 20)
+        while z < 140:  # street lamps
+            objects.append((z, _lamp_drawer(rng, kerb, z, side)))
+            z += rng.uniform(22, 35)
+        if rng.random() < 0.65:  # a row of trees
+            z = rng.uniform(3, 12)
+            spacing = rng.uniform(7, 14)
+            x_tree = kerb + side * rng.uniform(0.3, 1.2)
+            while z < 160:
+                objects.append((z, _tree_drawer(rng, x_tree, z)))
+                z += spacing * rng.uniform(0.85, 1.15)
+        for _ in range(int(rng.integers(0, 3))):  # signs
+            z = rng.uniform(6, 60)
+            objects.append((z, _sign_drawer(rng, kerb, z)))
+        for _ in range(int(rng.integers(0, 3))):  # bins and bollards: "static" void
+            z = rng.uniform(5, 50)
+            objects.append((z, _static_drawer(rng, edge[side] + side * rng.uniform(0.5, 1.0), z)))
+        for _ in range(int(rng.integers(0, 6))):  # pedestrians
+            z = rng.uniform(5, 60)
+            x = edge[side] + side * rng.uniform(0.8, scene.sidewalk[side] - 0.4)
+            objects.append((z, _person_drawer(rng, x, z, PERSON, next_instance())))
+        if rng.random() < 0.25:  # a cyclist at the kerb
+            z = rng.uniform(8, 40)
+            x = edge[side] - side * 0.8
+            rider, bike = next_instance(), next_instance()
+            objects.append((z, _cyclist_drawer(rng, x, z, rider, bike)))
+    if rng.random() < 0.45:  # traffic lights at a junction
+        z = rng.uniform(18, 60)
+        for side in (-1, 1):
+            objects.append((z, _traffic_light_drawer(rng, edge[side] + side * 0.6, z, side, scene)))
+    objects.sort(key=lambda item: -item[0])
+
+
+# --- drawing: sky, ground, facades ------------------------------------------------------------
+def _draw_sky(c: Canvas, s: Scene) -> None:
+    r = c.region(0, 2, 0, 1)
+    t = np.clip(r.v / max(s.camera.horizon, 1e-3), 0, 1) ** 0.7
+    sky = s.sky_top * (1 - t)[..., None] + s.sky_bottom * t[..., None]  # [H, 1, 3]
+    clouds = _smoothstep(0.0, 1.0, 0.7 * c.coarse + 0.5 * c.blotch + 0.25 * c.fine + s.cloud_cover)
+    clouds *= np.clip((s.camera.horizon - r.v) / 0.15, 0.3, 1.0)
+    cloud_color = np.array([232, 234, 238], np.float32) * (0.85 + 0.1 * c.blotch + 0.05 * c.fine)[..., None]
+    photo = sky * (1 - clouds[..., None]) + cloud_color * clouds[..., None]
+    c.paint(r, True, SKY, photo, 0.0)
+
+
+def _draw_ground(c: Canvas, s: Scene) -> None:
+    cam = s.camera
+    r = c.region(0, 2, cam.horizon, 1)
+    if r is None:
+        return
+    dv = np.maximum(r.v - cam.horizon, 1e-4)
+    z = cam.focal * CAMERA_HEIGHT / dv  # [h, 1]
+    x = (r.u - cam.center) * (CAMERA_HEIGHT / dv)  # [h, w]
+    shape = r.shape
+    label = np.full(shape, ROAD, dtype=np.uint8)
+    color = _textured(s.asphalt, 1.0, c.noise(r, grain=0.05, fine=0.05, blotch=0.06))
+    pixel_x = 2.0 * z / (c.width * cam.focal)  # metres per pixel across, per row [h, 1]
+    pixel_z = z * z / (cam.focal * CAMERA_HEIGHT * c.height)  # metres per pixel along
+    # Lane markings (white, dashed between lanes), faded where they would alias.
+    marks = np.zeros(shape, np.float32)
+    for i, lx in enumerate(s.lanes):
+        dashed = np.mod(z + i * 3.0, 12.0) < 4.5
+        visible = np.clip(0.15 / pixel_x, 0, 1) * np.clip(3.0 / pixel_z, 0, 1)
+        marks = np.maximum(marks, (np.abs(x - lx) < np.maximum(0.075, 0.5 * pixel_x)) * dashed * visible)
+    for side, edge in ((-1, s.road_left), (1, s.road_right)):
+        line = edge - side * (s.parking.get(side, (0.0,))[0] + 0.35)
+        visible = np.clip(0.12 / pixel_x, 0, 1)
+        marks = np.maximum(marks, (np.abs(x - line) < np.maximum(0.06, 0.5 * pixel_x)) * visible * 0.9)
+    if s.crosswalk is not None:
+        zebra = (z > s.crosswalk) & (z < s.crosswalk + 4.0) & (np.mod(x, 1.0) < 0.5) & (x > s.road_left) & (x < s.road_right)
+        marks = np.maximum(marks, zebra * np.clip(0.3 / pixel_x, 0, 1))
+    marks *= np.clip(0.9 + 0.3 * c.noise(r, grain=0.3, fine=0.5), 0, 1)
+    color += (np.array([225, 225, 220], np.float32) - color) * marks[..., None]
+    # Parking strips.
+    for side, (width, park_label) in s.parking.items():
+        edge = s.road_left if side < 0 else s.road_right
+        strip = (side * (x - edge) > -width) & (side * (x - edge) <= 0)
+        label[strip] = park_label
+        if park_label == PARKING:
+            tone = _textured(s.paving * 0.7, 1.0, c.noise(r, grain=0.05, fine=0.08))
+            color[strip] = tone[strip]
+    # Sidewalks, verges and what lies beyond, per block along each side.
+    for side, edge in ((-1, s.road_left), (1, s.road_right)):
+        blocks = s.blocks[side]
+        bounds = np.array([b.z1 for b in blocks], np.float32)
+        index = np.minimum(np.searchsorted(bounds, z[:, 0]), len(blocks) - 1)
+        kind = np.array([b.kind for b in blocks])[index][:, None]
+        verge = np.array([b.verge for b in blocks], np.float32)[index][:, None]
+        verge_label = np.array([b.verge_label for b in blocks], np.uint8)[index][:, None]
+        beyond = side * (x - edge)  # metres past the kerb
+        walk = s.sidewalk[side]
+        gap = kind == "gap"
+        is_walk = (beyond >= 0) & (beyond < walk) & ~gap
+        is_verge = (beyond >= walk) & (beyond < walk + verge) & ~gap
+        is_far = (beyond >= walk + verge) & ~gap
+        label[is_walk] = SIDEWALK
+        tiles = (np.mod(x, 0.5) < 0.04) | (np.mod(z, 0.5) < 0.04)
+        tiles = tiles * np.clip(0.1 / pixel_x, 0, 1) * np.clip(0.25 / pixel_z, 0, 1)
+        walk_color = _textured(s.paving, 1.0 - 0.2 * tiles, c.noise(r, grain=0.04, fine=0.05, blotch=0.05))
+        kerb = (beyond < 0.2) * np.clip(0.1 / pixel_x, 0, 1)
+        walk_color *= (1.0 + 0.12 * kerb)[..., None]
+        color[is_walk] = walk_color[is_walk]
+        for verge_kind in sorted({b.verge_label for b in blocks}):
+            where = is_verge & (verge_label == verge_kind)
+            label[where] = verge_kind
+            color[where] = _surface(c, r, int(verge_kind), s)[where]
+        where = is_far & (kind == "park")
+        label[where] = TERRAIN
+        color[where] = _surface(c, r, TERRAIN, s)[where]
+        where = is_far & (kind != "park")
+        label[where] = SIDEWALK
+        color[where] = walk_color[where]
+        # The shade cast by the facades on the side away from the sun.
+        if side != s.sun_side:
+            shadow = beyond > walk + verge - (3.0 + 6.0 * s.sun)
+            color[shadow] *= 1.0 - 0.35 * s.sun
+    c.paint(r, True, 0, color, np.broadcast_to(z, shape))
+    c.ids[r.ys, r.xs] = label
+
+
+def _surface(c: Canvas, r: Region, label: int, s: Scene) -> np.ndarray:
+    """Photo texture of a ground surface class over a region."""
+    if label == TERRAIN:
+        base, noise = (110, 135, 60), c.noise(r, grain=0.12, fine=0.15, blotch=0.15)
+    elif label == VEGETATION:
+        base, noise = (60, 95, 40), c.noise(r, grain=0.2, fine=0.3, blotch=0.1)
+    elif label == GROUND:
+        base, noise = (130, 115, 95), c.noise(r, grain=0.12, fine=0.1, blotch=0.1)
+    else:
+        base, noise = s.paving, c.noise(r, grain=0.05, fine=0.05)
+    return _textured(base, 1.0, noise)
+
+
+def _draw_facade(c: Canvas, s: Scene, side: int, b: Block, x: float) -> None:
+    cam = s.camera
+    light = 0.75 + 0.3 * s.sun * (1 if side == s.sun_side else -1)
+    # The block's end wall, facing the camera, shows where the previous block is lower or absent.
+    depth_back = 15.0
+    x_near, x_far = sorted((side * x, side * (x + depth_back)))
+    r, _, _ = cam.billboard(c, max(b.z0, 0.5), x_near, x_far, 0.0, b.height)
+    if r is not None and b.z0 > 0.5:
+        tone = _textured(b.color * 0.8, light * 0.9, c.noise(r, grain=0.03, blotch=0.05))
+        c.paint(r, True, BUILDING, tone, b.z0)
+    r, z, y = cam.side_plane(c, side * x, b.z0, b.z1, 0.0, b.height)
+    if r is None:
+        return
+    inside = (z >= b.z0) & (z < b.z1) & (y >= 0) & (y < b.height)
+    along = z - b.z0
+    pixel_z = 2.0 * z * z / (cam.focal * x * c.width) + 1e-6
+    pixel_y = z / (cam.focal * c.height)
+    detail = np.clip(b.bay / (3.0 * pixel_z) - 0.3, 0, 1) * np.clip(b.floor / (4.0 * pixel_y) - 0.3, 0, 1)
+    col = np.mod(along / b.bay, 1.0)
+    row = np.mod(y / b.floor, 1.0)
+    storey = np.floor(y / b.floor)
+    window = (col > b.window[0]) & (col < b.window[1]) & (row > b.window[2]) & (row < b.window[3])
+    ground_floor = storey < 1
+    if b.shop:
+        window = np.where(ground_floor, (col > 0.08) & (col < 0.92) & (row > 0.05) & (row < 0.8), window)
+    else:
+        window &= ~ground_floor | (col < 0.5)
+    glass = np.array([55, 65, 80], np.float32) + np.array([90, 95, 100], np.float32) * _smoothstep(0.0, 1.0, 1.0 - (row - b.window[2]) / 0.6)[..., None] * 0.5
+    wall = _textured(b.color, light, c.noise(r, grain=0.04, fine=0.04, blotch=0.06, coarse=0.04))
+    frame = window & ~((col > b.window[0] + 0.04) & (col < b.window[1] - 0.04) & (row > b.window[2] + 0.03) & (row < b.window[3] - 0.03))
+    glass = glass * (1.0 + c.noise(r, grain=0.05, blotch=0.1))[..., None]
+    glass = np.where(frame[..., None], b.color * 1.1 * light, glass)
+    mix = (window * detail)[..., None]
+    tone = wall * (1 - mix) + glass * mix
+    cornice = (y > b.height - 0.6) & (y < b.height)
+    tone = np.where(cornice[..., None], b.roof * light, tone)
+    sill = (np.abs(row - b.window[2] + 0.02) < 0.04) & (col > b.window[0] - 0.03) & (col < b.window[1] + 0.03) & ~ground_floor
+    tone = np.where((sill * detail > 0.5)[..., None], b.color * 0.7 * light, tone)
+    c.paint(r, inside, BUILDING, tone, z)
+
+
+def _draw_green_wall(c: Canvas, s: Scene, side: int, b: Block, x: float, label: int, height: float) -> None:
+    """A hedge, wall or fence along the verge line (height in metres, with a bumpy top for hedges)."""
+    cam = s.camera
+    r, z, y = cam.side_plane(c, side * x, b.z0, b.z1, 0.0, height + 2.5)
+    if r is None:
+        return
+    light = 0.8 + 0.25 * s.sun * (1 if side == s.sun_side else -1)
+    if label == VEGETATION:
+        top = height + 1.2 * c.noise(r, fine=0.6, blotch=0.6)
+        inside = (z >= b.z0) & (z < b.z1) & (y >= 0) & (y < top)
+        tone = _leaves(c, r, np.clip((top - y) / 2.0, 0, 1), light)
+    elif label == WALL:
+        inside = (z >= b.z0) & (z < b.z1) & (y >= 0) & (y < height)
+        tone = _textured(b.color * 0.9, light, c.noise(r, grain=0.05, fine=0.05, blotch=0.08))
+    else:  # fence: posts and mesh over what is behind
+        posts = np.mod(z - b.z0, 2.5) < 0.12
+        rails = (np.abs(y - height + 0.05) < 0.06) | (np.abs(y - 0.3) < 0.05)
+        inside = (z >= b.z0) & (z < b.z1) & (y >= 0) & (y < height)
+        base = c.photo[r.ys, r.xs]
+        metal = np.array([110, 110, 105], np.float32) * light
+        tone = np.where((posts | rails)[..., None], metal, base * 0.75 + metal * 0.25)
+    c.paint(r, inside, label, tone, z)
+
+
+def _leaves(c: Canvas, r: Region, depth_in, light) -> np.ndarray:
+    """Foliage: green with clumps, dark gaps and a sunlit top."""
+    clumps = c.noise(r, grain=0.25, fine=0.5, blotch=0.2)
+    base = np.array([70, 100, 45], np.float32)
+    brightness = light * (0.75 + 0.25 * (1 - np.asarray(depth_in))) * (1.0 + 0.25 * clumps)
+    return base * brightness[..., None] * np.where(clumps < -0.45, 0.55, 1.0)[..., None]
+
+
+def _draw_sides(c: Canvas, s: Scene) -> None:
+    layers = []
+    for side, edge in ((-1, s.road_left), (1, s.road_right)):
+        for b in s.blocks[side]:
+            layers.append((b.z0, side, edge, b))
+    if s.end_wall is not None:
+        b = s.end_wall
+        r, _, _ = s.camera.billboard(c, b.z0, s.road_left - 60, s.road_right + 60, 0, b.height)
+        if r is not None:
+            tone = _textured(b.color * 0.85, 0.9, c.noise(r, grain=0.04, fine=0.05, blotch=0.08))
+            c.paint(r, True, BUILDING, tone, b.z0)
+    for _, side, edge, b in sorted(layers, key=lambda item: -item[0]):
+        facade = abs(edge) + s.sidewalk[side] + b.verge
+        if b.kind == "building":
+            _draw_facade(c, s, side, b, facade)
+        elif b.kind == "park":
+            back = dataclasses.replace(b, height=b.height * 0.8)
+            _draw_facade(c, s, side, back, facade + 25.0)
+            _draw_green_wall(c, s, side, b, facade + 2.0, VEGETATION, 4.0 + b.bay * 2.0)
+        elif b.kind == "wall":
+            _draw_facade(c, s, side, b, facade + 6.0)
+            _draw_green_wall(c, s, side, b, facade, WALL, 1.0 + b.bay * 0.3)
+        elif b.kind == "fence":
+            _draw_facade(c, s, side, b, facade + 10.0)
+            _draw_green_wall(c, s, side, b, facade + 1.0, VEGETATION, 2.0 + b.bay)
+            _draw_green_wall(c, s, side, b, facade, FENCE, 1.0 + b.bay * 0.2)
+        else:  # gap: a side street, with buildings far back
+            _draw_facade(c, s, side, dataclasses.replace(b, z0=b.z0 + 1.0, z1=b.z1 - 1.0), facade + 40.0)
+
+
+# --- drawing: objects --------------------------------------------------------------------------
+def _vehicle(rng: np.random.Generator, x: float, z: float, label: int, rear: bool, instance: int):
+    if label == BUS:
+        width, length, height, body = 2.55, 12.0, 3.2, 3.2
+    elif label == TRUCK:
+        width, length, height, body = 2.5, rng.uniform(6.5, 9.0), rng.uniform(2.8, 3.6), 0.0
+        body = height
+    else:
+        width, length, height = rng.uniform(1.7, 1.9), rng.uniform(3.9, 4.8), rng.uniform(1.4, 1.6)
+        body = height * rng.uniform(0.55, 0.65)
+    paint = _jitter(rng, _CAR_COLORS[rng.integers(len(_CAR_COLORS))], 8)
+    if label == BUS:
+        paint = _jitter(rng, [(230, 200, 40), (200, 40, 40), (230, 230, 230), (40, 90, 160)][rng.integers(4)], 8)
+    if label == TRUCK:
+        paint = _jitter(rng, [(230, 230, 230), (200, 200, 190), (60, 80, 120), (150, 40, 30)][rng.integers(4)], 8)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        _draw_vehicle(c, s, x, z, width, length, height, body, paint, label, rear, instance)
+
+    return (z, draw)
+
+
+def _draw_vehicle(c, s, xc, z0, width, length, height, body, paint, label, rear, instance) -> None:
+    cam = s.camera
+    x0, x1 = xc - width / 2, xc + width / 2
+    light = 0.85 + 0.2 * s.sun
+    code = label * 1000 + instance
+    z1 = z0 + length
+    cab0, cab1 = z0 + length * 0.25, z0 + length * 0.7
+    # The side facing the camera axis.
+    side_x = x0 if x0 > 0 else (x1 if x1 < 0 else None)
+    if side_x is not None:
+        r, z, y = cam.side_plane(c, side_x, z0, z1, 0.0, height)
+        if r is not None:
+            if body < height:
+                slope = 0.6
+                top = body + (height - body) * np.clip(np.minimum(z - cab0, cab1 - z) / slope + 1.0, 0, 1)
+            else:
+                top = np.full_like(z, height)
+            inside = (z >= z0) & (z < z1) & (y < top) & (y >= 0.25)
+            wheel_r = 0.33 if label == CAR else 0.5
+            wheels = np.zeros(r.shape, bool)
+            for wz in (z0 + 0.75 + wheel_r * 0.5, z1 - 0.75 - wheel_r * 0.5):
+                wheels |= (z - wz) ** 2 + (y - wheel_r) ** 2 < wheel_r ** 2
+            tone = _textured(paint * 0.8, light, c.noise(r, grain=0.02, blotch=0.03))
+            if body < height:
+                glass = (y > body + 0.05) & (y < top - 0.08)
+            else:
+                glass = (y > height * 0.45) & (y < height * 0.85) & (np.mod(z - z0, 1.6) > 0.15) & (label == BUS)
+            tone = np.where(glass[..., None], np.array([40, 45, 55], np.float32), tone)
+            tone = np.where(wheels[..., None], np.array([25, 25, 25], np.float32), tone)
+            c.paint(r, inside | wheels, label, tone, z, code)
+    # A soft shadow on the road under the car.
+    r, xw, yw = cam.billboard(c, z0, x0 - 0.1, x1 + 0.1, -0.05, 0.25)
+    if r is not None:
+        c.shade(r, (yw < 0.25), 0.6)
+    # The face towards the camera.
+    r, xw, yw = cam.billboard(c, z0, x0, x1, 0.0, height)
+    if r is None:
+        return
+    half = width / 2
+    lateral = np.abs(xw - xc)
+    if body < height:
+        taper = half - 0.08 - 0.22 * np.clip((yw - body) / (height - body), 0, 1)
+        shape = np.where(yw < body, lateral < half, lateral < taper) & (yw < height)
+        glass = (yw > body + 0.06) & (yw < height - 0.07) & (lateral < taper - 0.07)
+    else:
+        shape = (lateral < half) & (yw < height)
+        glass = (yw > height * 0.5) & (yw < height * 0.88) & (lateral < half - 0.12) & (label == BUS or not rear)
+    wheel = (yw < 0.35) & (lateral > half - 0.35) & (lateral < half - 0.08)
+    shape = (shape & (yw >= 0.25)) | wheel
+    tone = _textured(paint, light, c.noise(r, grain=0.02, blotch=0.03))
+    shine = np.clip(1.0 - np.abs(yw - body * 0.85) / 0.25, 0, 1) * 0.15
+    tone = tone * (1.0 + shine)[..., None]
+    tone = np.where(glass[..., None], np.array([35, 40, 50], np.float32) + 40 * np.clip(yw - body, 0, 1)[..., None], tone)
+    lamp = (yw > body * 0.6) & (yw < body * 0.85) & (lateral > half - 0.35) & (lateral < half - 0.03)
+    lamp_color = np.array([200, 30, 25], np.float32) if rear else np.array([235, 235, 220], np.float32)
+    tone = np.where(lamp[..., None], lamp_color, tone)
+    plate = (yw > 0.4) & (yw < 0.52) & (lateral < 0.26)
+    tone = np.where(plate[..., None], np.array([220, 220, 215], np.float32), tone)
+    bumper = (yw > 0.25) & (yw < 0.38) & (lateral < half)
+    tone = np.where(bumper[..., None], tone * 0.6, tone)
+    tone = np.where(wheel[..., None], np.array([20, 20, 20], np.float32), tone)
+    c.paint(r, shape, label, tone, z0, code)
+
+
+def _lamp_drawer(rng, x, z, side):
+    height = rng.uniform(6.0, 8.5)
+    arm = rng.uniform(1.0, 2.0)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        _draw_pole(c, s, x, z, height, 0.09)
+        r, xw, yw = s.camera.billboard(c, z, min(x, x - side * arm), max(x, x - side * arm), height - 0.15, height + 0.05)
+        if r is not None:
+            c.paint(r, True, POLE, np.array([120, 120, 118], np.float32) * (0.9 + 0.2 * s.sun), z)
+        hx = x - side * arm
+        r, xw, yw = s.camera.billboard(c, z, hx - 0.3, hx + 0.3, height - 0.3, height)
+        if r is not None:
+            c.paint(r, True, POLE, np.array([90, 90, 95], np.float32), z)
+
+    return draw
+
+
+def _draw_pole(c: Canvas, s: Scene, x: float, z: float, height: float, radius: float, color=(140, 140, 135)) -> None:
+    r, xw, yw = s.camera.billboard(c, z, x - radius, x + radius, 0.0, height)
+    if r is None:
+        return
+    rounded = 1.0 - 0.45 * ((xw - x) / radius) ** 2 * (1 if s.sun_side > 0 else 1)
+    light = 0.8 + 0.3 * s.sun * np.sign(s.sun_side * (xw - x) + 1e-6)
+    tone = _textured(color, rounded * light, c.noise(r, grain=0.03))
+    c.paint(r, True, POLE, tone, z)
+
+
+def _sign_drawer(rng, x, z):
+    kind = int(rng.integers(0, 4))
+    height = rng.uniform(2.2, 3.0)
+    size = rng.uniform(0.55, 0.8)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        _draw_pole(c, s, x, z, height + size * 0.5, 0.04, (150, 150, 150))
+        cy = height
+        r, xw, yw = s.camera.billboard(c, z - 0.05, x - size / 2, x + size / 2, cy - size / 2, cy + size / 2)
+        if r is None:
+            return
+        dx, dy = (xw - x) / (size / 2), (yw - cy) / (size / 2)
+        if kind == 0:  # round: red ring, white inside
+            rr = np.sqrt(dx * dx + dy * dy)
+            shape = rr < 1
+            tone = np.where((rr > 0.75)[..., None], np.array([200, 30, 30], np.float32), np.array([235, 235, 235], np.float32))
+        elif kind == 1:  # blue round
+            rr = np.sqrt(dx * dx + dy * dy)
+            shape = rr < 1
+            arrow = (np.abs(dx) < 0.12) & (np.abs(dy) < 0.6)
+            tone = np.where(arrow[..., None], np.array([240, 240, 240], np.float32), np.array([30, 70, 170], np.float32))
+        elif kind == 2:  # triangle, point down: give way
+            shape = (dy < 0.85) & (np.abs(dx) < (dy + 1.0) * 0.55)
+            inner = (dy < 0.6) & (np.abs(dx) < (dy + 0.75) * 0.42)
+            tone = np.where(inner[..., None], np.array([235, 235, 235], np.float32), np.array([200, 30, 30], np.float32))
+        else:  # rectangle: blue information sign
+            shape = (np.abs(dx) < 1) & (np.abs(dy) < 0.7)
+            tone = np.where(((np.abs(dx) < 0.85) & (np.abs(dy) < 0.55))[..., None], np.array([40, 80, 170], np.float32),
+                            np.array([235, 235, 235], np.float32))
+        tone = tone * (0.85 + 0.2 * s.sun) * (1.0 + 0.03 * c.noise(r, grain=1.0))[..., None]
+        c.paint(r, np.broadcast_to(shape, r.shape), TRAFFIC_SIGN, tone, z - 0.05)
+
+    return draw
+
+
+def _traffic_light_drawer(rng, x, z, side, scene):
+    lit = int(rng.integers(0, 3))
+    overhead = bool(rng.random() < 0.5)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        height = 5.6 if overhead else 3.2
+        _draw_pole(c, s, x, z, height + (0.2 if overhead else 1.0), 0.08, (110, 110, 105))
+        boxes = [(x, 2.4 if overhead else height - 0.5)]
+        if overhead:
+            reach = 3.0
+            r, _, _ = s.camera.billboard(c, z, min(x, x - side * reach), max(x, x - side * reach), height - 0.1, height + 0.05)
+            if r is not None:
+                c.paint(r, True, POLE, np.array([100, 100, 98], np.float32), z)
+            boxes.append((x - side * reach, height - 1.0))
+        for bx, by in boxes:
+            r, xw, yw = s.camera.billboard(c, z - 0.1, bx - 0.17, bx + 0.17, by, by + 0.9)
+            if r is None:
+                continue
+            tone = _textured((35, 35, 35), 1.0, c.noise(r, grain=0.04))
+            for i, color in enumerate(((230, 40, 30), (240, 170, 20), (40, 210, 90))):
+                cy = by + 0.75 - i * 0.3
+                on = np.array(color, np.float32) * (1.0 if i == lit else 0.25)
+                lamp = (xw - bx) ** 2 + (yw - cy) ** 2 < 0.1 ** 2
+                tone = np.where(lamp[..., None], on, tone)
+            c.paint(r, True, TRAFFIC_LIGHT, tone, z - 0.1)
+
+    return draw
+
+
+def _tree_drawer(rng, x, z):
+    trunk = rng.uniform(1.8, 3.0)
+    radius = rng.uniform(1.6, 3.2)
+    lobes = [(rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.5), rng.uniform(0.55, 0.8)) for _ in range(int(rng.integers(3, 6)))]
+
+    def draw(c: Canvas, s: Scene) -> None:
+        cam = s.camera
+        cy = trunk + radius * 0.85
+        r, xw, yw = cam.billboard(c, z, x - 0.12, x + 0.12, 0.0, cy)
+        if r is not None:
+            tone = _textured((85, 70, 55), 0.8 + 0.2 * (xw - x) / 0.12, c.noise(r, grain=0.1, fine=0.1))
+            c.paint(r, True, VEGETATION, tone, z)
+        r, xw, yw = cam.billboard(c, z - 0.01, x - radius * 1.4, x + radius * 1.4, trunk * 0.8, cy + radius * 1.4)
+        if r is None:
+            return
+        best = np.full(r.shape, 9.0, np.float32)
+        for ox, oy, scale in lobes:
+            d = ((xw - x - ox * radius) ** 2 + (yw - cy - oy * radius) ** 2) / (scale * radius) ** 2
+            best = np.minimum(best, d)
+        edge = best + 0.25 * c.noise(r, grain=0.5, fine=0.7)
+        shape = edge < 1.0
+        height_in = np.clip((cy + radius - yw) / (2 * radius), 0, 1)
+        tone = _leaves(c, r, height_in, 0.85 + 0.25 * s.sun)
+        c.paint(r, shape, VEGETATION, tone, z - 0.01)
+
+    return draw
+
+
+def _static_drawer(rng, x, z):
+    bollard = bool(rng.random() < 0.5)
+    color = _jitter(rng, (60, 80, 60) if not bollard else (90, 90, 95), 10)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        w, h = (0.12, 0.9) if bollard else (0.35, 1.05)
+        r, xw, yw = s.camera.billboard(c, z, x - w, x + w, 0.0, h)
+        if r is not None:
+            tone = _textured(color, 0.9 + 0.2 * (xw - x) / w, c.noise(r, grain=0.04, blotch=0.05))
+            c.paint(r, True, STATIC, tone, z)
+
+    return draw
+
+
+def _person_shape(xw, yw, x, size, stride):
+    """Mask of a standing person (legs, torso, arms, head) and its parts, in world metres."""
+    dx = xw - x
+    head_y = size * 0.93
+    head = (dx / (size * 0.065)) ** 2 + ((yw - head_y) / (size * 0.075)) ** 2 < 1
+    torso = (np.abs(dx) < size * 0.12) & (yw > size * 0.48) & (yw < size * 0.83)
+    shoulders = (np.abs(dx) < size * 0.135 - (yw - size * 0.8).clip(0) * 1.5) & (yw > size * 0.6) & (yw < size * 0.84)
+    arms = (np.abs(np.abs(dx) - size * 0.15) < size * 0.035) & (yw > size * 0.42) & (yw < size * 0.8)
+    legs = (np.abs(np.abs(dx - stride * (yw - size * 0.48) * 0.0) - size * 0.055) < size * 0.045 + stride * (size * 0.48 - yw) * 0.1) & (yw < size * 0.5)
+    return head, torso | shoulders | arms, legs
+
+
+def _person_drawer(rng, x, z, label, instance):
+    size = rng.uniform(1.55, 1.95)
+    shirt = _jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 10)
+    trousers = _jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 10)
+    skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 6)
+    hair = _jitter(rng, [(30, 25, 20), (90, 60, 35), (160, 130, 90), (120, 120, 120)][rng.integers(4)], 6)
+    stride = rng.uniform(0.0, 1.0)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        r, xw, yw = s.camera.billboard(c, z, x - size * 0.25, x + size * 0.25, 0.0, size)
+        if r is None:
+            return
+        head, body, legs = _person_shape(xw, yw, x, size, stride)
+        shade = (0.85 + 0.2 * s.sun) * (1.0 + c.noise(r, grain=0.04, fine=0.05))
+        tone = np.where(body[..., None], shirt, trousers)
+        tone = np.where(head[..., None], np.where((yw > size * 0.95)[..., None], hair, skin), tone) * shade[..., None]
+        c.paint(r, head | body | legs, label, tone, z, label * 1000 + instance)
+
+    return draw
+
+
+def _cyclist_drawer(rng, x, z, rider, bike):
+    person = _person_drawer(rng, x, z, RIDER, rider)
+    frame = _jitter(rng, [(30, 30, 30), (150, 20, 20), (30, 60, 140), (200, 200, 200)][rng.integers(4)], 8)
+
+    def draw(c: Canvas, s: Scene) -> None:
+        # Seen from behind: a thin rear wheel, the saddle post, the rider above it.
+        r, xw, yw = s.camera.billboard(c, z + 0.3, x - 0.3, x + 0.3, 0.0, 1.1)
+        if r is not None:
+            wheel = (np.abs(xw - x) < 0.03) & (yw < 0.7)
+            bar = (np.abs(yw - 1.0) < 0.03) & (np.abs(xw - x) < 0.28)
+            c.paint(r, wheel | bar, BICYCLE, frame, z + 0.3, BICYCLE * 1000 + bike)
+        # The rider: lifted onto the saddle.
+        r, xw, yw = s.camera.billboard(c, z, x - 0.45, x + 0.45, 0.55, 2.3)
+        if r is not None:
+            person(c, dataclasses.replace(s, camera=Camera(s.camera.focal, s.camera.horizon + s.camera.focal * 0.55 / z, s.camera.center)))
+        r, xw, yw = s.camera.billboard(c, z - 0.05, x - 0.3, x + 0.3, 0.0, 0.75)
+        if r is not None:
+            wheel = (np.abs(xw - x) < 0.03) & (yw < 0.7)
+            c.paint(r, wheel, BICYCLE, frame * 0.5, z - 0.05, BICYCLE * 1000 + bike)
+
+    return draw
+
+
+def _draw_hood(c: Canvas, s: Scene) -> None:
+    if s.hood <= 0:
+        return
+    r = c.region(0, 2, 1.0 - s.hood - 0.01, 1)
+    if r is None:
+        return
+    edge = 1.0 - s.hood + 0.04 * (r.u - 1.0) ** 2
+    shape = r.v > edge
+    t = np.clip((r.v - edge) / s.hood, 0, 1)
+    reflection = s.sky_bottom * 0.35 * (1 - t)[..., None] + np.array([25, 25, 28], np.float32)
+    tone = reflection * (1.0 + c.noise(r, grain=0.02, blotch=0.04))[..., None]
+    c.paint(r, shape, EGO_VEHICLE, tone, 1.0)
+
+
+# --- the whole picture -------------------------------------------------------------------------
+def _finish(c: Canvas, s: Scene) -> np.ndarray:
+    """Aerial haze, exposure, tint, vignetting, a touch of lens blur and sensor noise -> uint8."""
+    photo = c.photo
+    depth = c.depth[..., None]
+    haze = 1.0 - np.exp(-depth / s.haze)
+    haze_color = s.sky_bottom * 0.95
+    photo = photo * (1 - haze) + haze_color * haze
+    vignette = 1.0 - 0.25 * ((c.u_all - 1.0) ** 2 * 0.5 + (c.v_all - 0.5) ** 2)
+    photo = photo * (s.exposure * vignette)[..., None] * s.tint
+    photo = 255.0 * (np.clip(photo, 0, None) / 255.0) ** 0.95
+    image = np.clip(photo + 2.0 * c.grain[..., None], 0, 255).astype(np.uint8)
+    radius = 0.35 * c.height / 256.0
+    if radius >= 0.3:
+        image = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)))
+    return image
+
+
+def render(scene: Scene, height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draws a planned scene: (photo uint8 [H, W, 3], label ids uint8 [H, W], instance ids int32 [H, W])."""
+    canvas = Canvas(height, width, scene.camera, np.random.default_rng([int(seed), 0xA015E]))
+    _draw_sky(canvas, scene)
+    _draw_ground(canvas, scene)
+    _draw_sides(canvas, scene)
+    for _, draw in scene.objects:
+        draw(canvas, scene)
+    _draw_hood(canvas, scene)
+    photo = _finish(canvas, scene)
+    instances = np.where(canvas.instances > 0, canvas.instances, canvas.ids.astype(np.int32))
+    return photo, canvas.ids, instances
