@@ -3,15 +3,12 @@
 Formats (detected from the path): a Cityscapes root, the paired format (`images/` +
 `labels/`), a label folder of colour-coded PNGs (the original release's), a label file,
 a glob or a list of files. See docs/data.md.
+
+The tf.data functions are imported on first use, so the checker and the readers start
+without loading TensorFlow.
 """
-from crn_tf.data.pipeline import (
-    classes_to_layout,
-    example_dataset,
-    label_size,
-    label_sizes,
-    make_dataset,
-    make_layout_dataset,
-)
+import importlib
+
 from crn_tf.data.readers import IMAGE_EXTENSIONS, LABEL_FORMATS, DataError, probe, read_image, read_label
 from crn_tf.data.scan import ScanReport, scan_dataset
 from crn_tf.data.sources import Example, Problem, discover, find_examples
@@ -36,3 +33,11 @@ __all__ = [
     "read_label",
     "scan_dataset",
 ]
+
+_PIPELINE = ("classes_to_layout", "example_dataset", "label_size", "label_sizes", "make_dataset", "make_layout_dataset")
+
+
+def __getattr__(name):
+    if name in _PIPELINE:
+        return getattr(importlib.import_module("crn_tf.data.pipeline"), name)
+    raise AttributeError(f"module 'crn_tf.data' has no attribute {name!r}")

@@ -52,6 +52,7 @@ class ScanReport:
     decoded: bool = False
     class_pixels: np.ndarray | None = None  # int64 [num_classes + 1], void last
     unknown_values: dict[str, list] = dataclasses.field(default_factory=dict)  # value -> [pixels, files]
+    pairs_found: int = 0  # pairs (or labels, without photos) found before the header checks
 
     @property
     def errors(self) -> list[Problem]:
@@ -232,7 +233,8 @@ def scan_dataset(
         if size is not None:
             good.append(example)
             sizes[example.stem] = size
-    report = ScanReport(discovery.root, discovery.kind, discovery.split, label_set, good, problems, sizes)
+    report = ScanReport(discovery.root, discovery.kind, discovery.split, label_set, good, problems, sizes,
+                        pairs_found=len(discovery.examples))
     if decode and good:
         _decode_all(report, progress, workers)
     return report
@@ -295,7 +297,9 @@ def format_report(report: ScanReport, command: str | None = None, max_files: int
     lines.append(f"format: {report.kind}{split}; label set: {report.label_set.name} "
                  f"({report.label_set.num_classes} classes + void)")
     usable = len(report.examples)
-    lines.append(f"pairs found: {usable} usable" + (f" (sizes: {_size_summary(report)})" if usable else ""))
+    what = "labels" if report.examples and report.examples[0].image_path is None else "pairs"
+    lines.append(f"{what} found: {report.pairs_found}, usable: {usable}"
+                 + (f" (sizes: {_size_summary(report)})" if usable else ""))
     by_kind: dict[str, list[Problem]] = collections.defaultdict(list)
     for problem in report.problems:
         by_kind[problem.kind].append(problem)

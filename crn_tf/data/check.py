@@ -1,0 +1,90 @@
+"""Checks a dataset before any training and prints a report.
+
+    python -m crn_tf.data.check DIR [--label-set PATH] [--split train] [--images-dir PHOTOS]
+
+Reports pairs found, missing partners, size mismatches, unreadable files, ids or colours
+outside the label set (counts and example files), the per-class pixel share (a class
+that never appears is a warning) and the train.py command to start with. Exits 1 when
+training could not run on the data, 2 on a usage error, 0 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import Sequence
+
+from crn_tf.data.scan import ScanReport, scan_dataset
+from crn_tf.data.sources import SPLITS
+from crn_tf.labels import CITYSCAPES, resolve_label_set
+
+
+def train_command(source: str, label_set_path: str | None, report: ScanReport) -> str:
+    """The train.py command line suggested for a dataset that passed the check."""
+    parts = ["python", "train.py", "--data", source]
+    if label_set_path:
+        parts += ["--label-set", label_set_path]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _label_set_path(source: str, given: str | None) -> str | None:
+    """--label-set, else DIR/label_set.json when the dataset carries one (prepare writes it)."""
+    if given:
+        return given
+    candidate = os.path.join(source, "label_set.json")
+    return candidate if os.path.isfile(candidate) else None
+
+
+def check(
+    source: str,
+    label_set_path: str | None = None,
+    splits: Sequence[str] | None = None,
+    images_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[str, bool]:
+    """Scans each split (default: train, plus val when present) fully; returns (report text, ok)."""
+    label_set_path = _label_set_path(source, label_set_path)
+    label_set = resolve_label_set(label_set_path) if label_set_path else CITYSCAPES
+    if splits is None:
+        splits = ["train"] + [s for s in ("val",) if _has_split(source, s)]
+    texts, ok = [], True
+    for index, split in enumerate(splits):
+        report = scan_dataset(source, split=split, label_set=label_set, images_dir=images_dir,
+                              decode=True, progress=progress)
+        last = index == len(splits) - 1
+        command = train_command(source, label_set_path, report) if last else None
+        texts.append(report.format(command=command))
+        ok = ok and report.ok
+    if label_set_path:
+        texts.insert(0, f"label set: {label_set_path}")
+    return "\n\n".join(texts), ok
+
+
+def _has_split(source: str, split: str) -> bool:
+    return (os.path.isdir(os.path.join(source, "gtFine", split))
+            or os.path.isdir(os.path.join(source, split, "labels")))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crn_tf.data.check",
+                                     description="Check a dataset before training and print a report.")
+    parser.add_argument("source", help="Cityscapes root, paired folder (images/ + labels/), label folder or file")
+    parser.add_argument("--label-set", default=None,
+                        help="label set JSON (default: SOURCE/label_set.json if present, else Cityscapes)")
+    parser.add_argument("--split", action="append", choices=SPLITS,
+                        help="split(s) to check (default: train, and val when present)")
+    parser.add_argument("--images-dir", default=None, help="photo folder for a label-folder source")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        text, ok = check(args.source, args.label_set, args.split, args.images_dir, progress=not args.quiet)
+    except ValueError as error:  # a bad --label-set file
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

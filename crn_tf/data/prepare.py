@@ -1,0 +1,206 @@
+"""Writes a dataset once at the training size, as the authors' own preprocessing did.
+
+    python -m crn_tf.data.prepare --cityscapes ROOT --split train --size 256x512 --out DIR
+
+The output is `DIR/<split>/labels/<stem>.png` (colour-coded labels: a label folder in
+the original release's format) and `DIR/<split>/images/<stem>.png` (photos), i.e. the
+paired format, plus `DIR/label_set.json`. Resizing is exactly the training pipeline's
+(area-averaged photos, nearest-neighbour labels), so reading DIR gives the same layouts
+as reading the source at that size, and photos within rounding (0.5). Files are written
+to a temporary name and renamed, so a re-run skips every pair already complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from crn_tf.data.progress import show_progress
+from crn_tf.data.readers import DataError, probe
+from crn_tf.data.scan import scan_dataset
+from crn_tf.data.sources import Example, Source, summarize, warn_skipped
+from crn_tf.images import to_uint8
+from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
+
+
+def void_color(label_set: LabelSet) -> tuple[int, int, int] | None:
+    """The colour to write void in: the set's first void colour, or black (or another colour
+    no class uses) when every other colour is void; None when colours cannot express void."""
+    if label_set.void_colors:
+        return tuple(label_set.void_colors[0])
+    if label_set.void_colors is None:
+        used = {tuple(int(v) for v in c) for c in label_set.colors}
+        for candidate in [(0, 0, 0), (255, 255, 255)] + [(v, 0, v) for v in range(1, 255)]:
+            if candidate not in used:
+                return candidate
+    return None
+
+
+def void_id(label_set: LabelSet) -> int | None:
+    """The id to write void in id-coded PNGs, or None if the set has no void id."""
+    if label_set.void_ids:
+        return label_set.void_ids[0]
+    if label_set.void_ids is None:
+        used = {c.id for c in label_set.classes}
+        return next(i for i in [0, 255] + list(range(1, 255)) if i not in used)
+    return None
+
+
+def encode_label(classes: np.ndarray, label_set: LabelSet, source: str = "") -> np.ndarray:
+    """Class indices -> the array written as label PNG: colours if void has a colour, else ids."""
+    color = void_color(label_set)
+    if color is not None:
+        return classes_to_colors(classes, label_set, void_color=color)
+    vid = void_id(label_set)
+    if vid is None and (classes == VOID).any():
+        raise DataError(f"{source}: has void pixels, but the {label_set.name} label set has no void id or colour")
+    return classes_to_ids(classes, label_set, void_id=vid if vid is not None else label_set.classes[0].id)
+
+
+def _save_png(path: str, array: np.ndarray) -> None:
+    temporary = f"{path[:-4]}.tmp-{os.getpid()}.png"
+    Image.fromarray(array).save(temporary, compress_level=1)
+    os.replace(temporary, path)
+
+
+def _complete(path: str, size: tuple[int, int] | None) -> bool:
+    if not os.path.exists(path):
+        return False
+    try:
+        info = probe(path)
+    except DataError:
+        return False
+    return size is None or info.size == tuple(size)
+
+
+def prepare(
+    source: Source | Sequence[Example],
+    out: str | os.PathLike,
+    split: str = "train",
+    size: tuple[int, int] | None = (256, 512),
+    label_set: LabelSet | str | None = CITYSCAPES,
+    images: str = "required",
+    images_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Resizes `source` once into `out/<split>/{labels,images}/`; returns counts written and skipped.
+
+    Args:
+        source: anything `make_dataset` reads (Cityscapes root, paired folder, label folder, files).
+        out: the output folder (made if missing).
+        split: which split to read, and the sub-folder written.
+        size: (height, width), or None to keep the size (a format conversion).
+        label_set: LabelSet, "cityscapes" or a JSON path; its colours code the written labels.
+        images: "required" writes pairs; "none" writes labels only.
+        images_dir: photo folder for a label folder source.
+        skip_bad: skip bad pairs with a warning instead of raising.
+        progress: show a progress bar on stderr.
+
+    Raises DataError naming the files when the source has problems (unless skip_bad).
+    """
+    from crn_tf.data.pipeline import example_dataset  # TensorFlow only when needed
+
+    label_set = resolve_label_set(label_set)
+    report = scan_dataset(source, split=split, label_set=label_set, images=images, images_dir=images_dir)
+    if report.errors and not skip_bad:
+        raise DataError(summarize(report.errors, report.source))
+    if report.errors:
+        warn_skipped(report.errors)
+    if not report.examples:
+        raise DataError(f"{report.source}: no usable examples")
+    examples = report.examples
+    with_images = images != "none"
+
+    out = os.fspath(out)
+    label_dir = os.path.join(out, split, "labels")
+    image_dir = os.path.join(out, split, "images")
+    os.makedirs(label_dir, exist_ok=True)
+    if with_images:
+        os.makedirs(image_dir, exist_ok=True)
+    label_set.save_json(os.path.join(out, "label_set.json"))
+
+    def targets(example: Example) -> tuple[str, str]:
+        return os.path.join(label_dir, example.stem + ".png"), os.path.join(image_dir, example.stem + ".png")
+
+    pending = [e for e in examples
+               if not (_complete(targets(e)[0], size) and (not with_images or _complete(targets(e)[1], size)))]
+    skipped = len(examples) - len(pending)
+    start = time.time()
+    if progress and skipped:
+        print(f"prepare: {skipped} of {len(examples)} pairs already written, skipping them", file=sys.stderr)
+    if pending:
+        dataset = example_dataset(pending, size, label_set, with_images=with_images, deterministic=False)
+        if skip_bad:
+            dataset = dataset.ignore_errors(log_warning=True)
+        written = 0
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = []
+            for element in dataset.prefetch(4).as_numpy_iterator():
+                example = pending[int(element[-1])]
+                label_path, image_path = targets(example)
+                classes = element[1] if with_images else element[0]
+                futures.append(pool.submit(_save_png, label_path, encode_label(classes, label_set, example.label_path)))
+                if with_images:
+                    futures.append(pool.submit(_save_png, image_path, to_uint8(element[0])))
+                written += 1
+                if progress:
+                    show_progress(written, len(pending), start, f"prepare {split}")
+            for future in futures:
+                future.result()
+    else:
+        written = 0
+    info = {"source": report.source, "format": report.kind, "split": split,
+            "size": list(size) if size else None, "pairs": len(examples), "label_set": label_set.name}
+    with open(os.path.join(out, split, "prepared.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    return {"written": written, "skipped": skipped, "out": os.path.join(out, split)}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"256x512" -> (256, 512)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 256x512, got {text!r}") from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return height, width
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m crn_tf.data.prepare",
+        description="Resize a dataset once into the paired/label-folder format (colour labels + photos).")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--cityscapes", metavar="ROOT", help="a Cityscapes root (leftImg8bit/ + gtFine/)")
+    what.add_argument("--source", metavar="PATH", help="any other source: paired folder, label folder, file, glob")
+    parser.add_argument("--out", required=True, help="output folder; writes OUT/SPLIT/labels and OUT/SPLIT/images")
+    parser.add_argument("--split", default="train", help="split to read and write (default: train)")
+    parser.add_argument("--size", type=parse_size, default=(256, 512), help="HEIGHTxWIDTH (default: 256x512)")
+    parser.add_argument("--label-set", default=None, help="label set JSON (default: Cityscapes)")
+    parser.add_argument("--images-dir", default=None, help="photo folder, for a label-folder source")
+    parser.add_argument("--labels-only", action="store_true", help="write labels only (no photos needed)")
+    parser.add_argument("--skip-bad", action="store_true", help="skip bad pairs with a warning instead of stopping")
+    args = parser.parse_args(argv)
+    try:
+        label_set = resolve_label_set(args.label_set)
+        result = prepare(args.cityscapes or args.source, args.out, split=args.split, size=args.size,
+                         label_set=label_set, images="none" if args.labels_only else "required",
+                         images_dir=args.images_dir, skip_bad=args.skip_bad)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"prepared {result['written']} pairs, skipped {result['skipped']} already complete -> {result['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
