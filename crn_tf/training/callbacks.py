@@ -40,7 +40,10 @@ class ProgressBar:
         self.width = width
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_print = 0.0
-        self._line = ""
+        self._start = time.monotonic()
+        self._line = self.render(self.done, None, None)
+
+    _batch = 1
 
     def render(self, done: int, loss: float | None, images_per_sec: float | None) -> str:
         """The bar's text for `done` steps (no I/O)."""
@@ -54,8 +57,6 @@ class ProgressBar:
             parts.append(f"ETA {format_duration((self.total - done) * self._batch / images_per_sec)}")
         return " ".join(parts)
 
-    _batch = 1
-
     def update(self, done: int, loss: float | None = None, images_per_sec: float | None = None,
                batch_size: int = 1) -> None:
         """Shows progress after `done` steps of this epoch."""
@@ -66,18 +67,16 @@ class ProgressBar:
         if self.interactive:
             self.stream.write("\r" + self._line.ljust(100)[:max(100, len(self._line))])
             self.stream.flush()
-        elif now - self._last_print >= self.min_interval or done >= self.total:
+        elif now - self._last_print >= self.min_interval and done < self.total:
             self.stream.write(self._line + "\n")
             self.stream.flush()
             self._last_print = now
 
     def close(self, message: str = "") -> None:
-        """Ends the bar's line (adding `message`, e.g. the epoch's mean loss)."""
-        text = self._line + (f" | {message}" if message else "")
-        if self.interactive:
-            self.stream.write("\r" + text + "\n")
-        elif message:
-            self.stream.write(text + "\n")
+        """Ends the bar with its last state, the time the epoch took and `message`."""
+        text = f"{self._line} | {format_duration(time.monotonic() - self._start)}"
+        text += f" | {message}" if message else ""
+        self.stream.write(("\r" if self.interactive else "") + text + "\n")
         self.stream.flush()
 
 

@@ -49,6 +49,24 @@ def sample_rows(layouts: np.ndarray, fakes: np.ndarray, label_set: LabelSet,
     return grid
 
 
+def _plugin_metadata(plugin: str):
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = plugin
+    return metadata
+
+
+def _write_images(tag: str, images: np.ndarray, step: int) -> None:
+    """uint8 [n, H, W, 3] -> one TensorBoard image summary (the images plugin's [w, h, png...] tensor)."""
+    import tensorflow as tf
+
+    height, width = images.shape[1:3]
+    encoded = [tf.io.encode_png(image) for image in images]
+    tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height))] + encoded)
+    tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+
+
 class Visualizer:
     """TensorBoard writer, per-epoch sample grids and their HTML page for one run directory.
 
@@ -76,6 +94,9 @@ class Visualizer:
         return self._writer
 
     # --- TensorBoard ---------------------------------------------------------------------
+    # Written with the core `tf.summary.write` and the scalars/images plugins' metadata, the
+    # format `tf.summary.scalar/image` produce, so logging needs no `tensorboard` package
+    # (only viewing them does: `pip install tensorboard; tensorboard --logdir RUN_DIR/logs`).
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """Writes each value as a TensorBoard scalar at `step`."""
         if not self.enabled:
@@ -84,19 +105,18 @@ class Visualizer:
 
         with self.writer.as_default(step=step):
             for name, value in values.items():
-                tf.summary.scalar(name, float(value))
+                tf.summary.write(name, tf.constant(float(value), tf.float32), step=step,
+                                 metadata=_plugin_metadata("scalars"))
 
     def images(self, step: int, layout: np.ndarray, fake: np.ndarray, real: np.ndarray | None = None) -> None:
         """One example as TensorBoard images: `samples/layout`, `samples/reference`, `samples/synthesized` (k)."""
         if not self.enabled:
             return
-        import tensorflow as tf
-
         with self.writer.as_default(step=step):
-            tf.summary.image("samples/layout", colorize_layout(layout, self.label_set)[None], step=step)
+            _write_images("samples/layout", colorize_layout(layout, self.label_set)[None], step)
             if real is not None:
-                tf.summary.image("samples/reference", to_uint8(real)[None], step=step)
-            tf.summary.image("samples/synthesized", to_uint8(fake), step=step, max_outputs=len(fake))
+                _write_images("samples/reference", to_uint8(real)[None], step)
+            _write_images("samples/synthesized", to_uint8(fake), step)
 
     def flush(self) -> None:
         if self.enabled and self._writer is not None:

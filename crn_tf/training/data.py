@@ -1,0 +1,92 @@
+"""Training data with a resumable order: a seeded shuffle per epoch, fixed by (seed, epoch).
+
+The examples are scanned once up front (`crn_tf.data.scan_dataset`: bad files stop the run
+before step 0). Each epoch's order is a permutation drawn from `numpy.random.default_rng((seed,
+epoch))`, so a run stopped at (epoch, position) continues with the very same batches: the
+epoch's dataset is rebuilt and its first `position` batches skipped. Under tf.distribute each
+input pipeline reads every n-th example of that order (`make_dataset(input_context=...)`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from crn_tf.data.pipeline import make_dataset
+from crn_tf.data.readers import DataError
+from crn_tf.data.scan import scan_dataset
+from crn_tf.data.sources import Example, Source, summarize, warn_skipped
+from crn_tf.labels import LabelSet
+
+
+class EpochData:
+    """(image, layout) batches of one data source, epoch by epoch, in a seeded order.
+
+    Args:
+        source: a Cityscapes root, label folder, paired folder (anything `find_examples`
+            takes) or a list of `Example`s.
+        size: (height, width) of the training images.
+        label_set: the label set of the layouts.
+        split: the split to read.
+        global_batch_size: examples per step over all replicas; an epoch is
+            `len(examples) // global_batch_size` steps (the remainder waits for the next epoch's order).
+        seed: the base seed of the per-epoch shuffle.
+        shuffle: False keeps file order every epoch (validation samples).
+        skip_bad: skip the pairs the scan finds bad (with a warning) instead of stopping.
+    """
+
+    def __init__(self, source: Source | Sequence[Example], size: tuple[int, int], label_set: LabelSet,
+                 split: str = "train", global_batch_size: int = 1, seed: int = 0, shuffle: bool = True,
+                 skip_bad: bool = False):
+        report = scan_dataset(source, split=split, label_set=label_set)
+        if report.errors:
+            if not skip_bad:
+                raise DataError(summarize(report.errors, report.source))
+            warn_skipped(report.errors)
+        if not report.examples:
+            raise DataError(f"{report.source}: no usable examples in split {split!r}")
+        self.source = report.source
+        self.examples: list[Example] = list(report.examples)
+        self.size = (int(size[0]), int(size[1]))
+        self.label_set = label_set
+        self.global_batch_size = int(global_batch_size)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        if len(self.examples) < self.global_batch_size:
+            raise DataError(
+                f"{self.source}: {len(self.examples)} examples in split {split!r}, fewer than the batch size "
+                f"{self.global_batch_size}"
+            )
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.examples)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.examples) // self.global_batch_size
+
+    def order(self, epoch: int) -> list[Example]:
+        """The examples in epoch `epoch`'s order (0-based), the same in every run with this seed."""
+        if not self.shuffle:
+            return list(self.examples)
+        permutation = np.random.default_rng((self.seed, int(epoch))).permutation(len(self.examples))
+        return [self.examples[i] for i in permutation]
+
+    def dataset(self, epoch: int, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """Epoch `epoch`'s batches (per replica under `input_context`), repeated so every input
+        pipeline can deliver `steps_per_epoch` batches even when the shards are uneven."""
+        dataset = make_dataset(
+            self.order(epoch), size=self.size, label_set=self.label_set, batch_size=self.global_batch_size,
+            shuffle=False, deterministic=True, drop_remainder=True, input_context=input_context, scan=False,
+        )
+        return dataset.repeat()
+
+    def samples(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `count` examples in file order: (images [n, H, W, 3], layouts [n, H, W, C+1])."""
+        count = min(int(count), len(self.examples))
+        dataset = make_dataset(self.examples[:count], size=self.size, label_set=self.label_set, batch_size=count,
+                               deterministic=True, scan=False)
+        images, layouts = next(iter(dataset))
+        return images.numpy(), layouts.numpy()

@@ -1,0 +1,188 @@
+"""`train(options)`: one training run from options to a model directory demo.py reads.
+
+Order of things, as tensorflow/models' train_lib: strategy first (multi-worker needs it before
+any other TensorFlow work) -> data scan (bad files stop the run before anything is built) ->
+options printed and saved (chief) -> model, VGG, loss, optimizer and checkpoint in
+`strategy.scope()` -> resume: the run dir's checkpoint > --init-from > scratch -> fit ->
+`RUN_DIR/model/` (`crn_tf.checkpoint.save_model`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import IO
+
+import tensorflow as tf
+
+from crn_tf.labels import LabelSet, resolve_label_set
+from crn_tf.model import PRESETS, parse_size
+from crn_tf.training.callbacks import LossLog
+from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
+from crn_tf.training.modules import MIXED_POLICIES, build_model, init_from_checkpoint, set_trainable_modules
+from crn_tf.training.options import (
+    SMOKE_DATA, SMOKE_NUM_TRAIN, SMOKE_NUM_VAL, SMOKE_SIZE, TrainOptions, check_resume_compatible, format_options,
+    is_smoke_run, load_options, resolve_options, save_options,
+)
+from crn_tf.training.state import RunState
+from crn_tf.training.strategy import describe_strategy, is_chief, select_strategy, worker_index
+from crn_tf.training.visualizer import Visualizer
+
+MODEL_SUBDIR = "model"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run left behind."""
+
+    run_dir: str
+    model_dir: str | None
+    fit: FitResult
+    resumed_from: int | None
+
+
+def ensure_synthetic_city(path: str = SMOKE_DATA, stream: IO[str] | None = None) -> str:
+    """Writes the small synthetic city of the default run unless it is already there."""
+    from crn_tf.data.synthetic import write_synthetic_city
+
+    marker = os.path.join(path, "leftImg8bit", "val")
+    if os.path.isdir(marker) and os.listdir(marker):
+        return path
+    print(f"writing a synthetic city ({SMOKE_NUM_TRAIN} train + {SMOKE_NUM_VAL} val scenes, {SMOKE_SIZE}) "
+          f"to {path} ...", file=stream or sys.stderr, flush=True)
+    write_synthetic_city(path, SMOKE_NUM_TRAIN, SMOKE_NUM_VAL, size=parse_size(SMOKE_SIZE), seed=0)
+    return path
+
+
+def layer_weights_name(options: TrainOptions, diversity: bool) -> str:
+    """--layer-weights original -> the release's constants for this loss; auto stays auto."""
+    if options.layer_weights == "auto":
+        return "auto"
+    if diversity:
+        return "256p"
+    return "1024p" if options.preset == "1024p" else "512p"
+
+
+def build_loss(options: TrainOptions, diversity: bool):
+    """VGG-19 features and the CRN loss of the options (call inside `strategy.scope()`)."""
+    from crn_tf.losses import CRNLoss
+    from crn_tf.vgg import VGG19Features
+
+    weights = None if options.vgg_weights == "random" else options.vgg_weights
+    policy = MIXED_POLICIES[options.mixed_precision]
+    features = VGG19Features(weights, dtype=policy) if policy else VGG19Features(weights)
+    return CRNLoss(features, layer_weights=layer_weights_name(options, diversity), diversity=diversity,
+                   rescale_epoch=options.rescale_epoch)
+
+
+def demo_command(run_dir: str, labels: str | None, split: str = "val") -> str:
+    """The demo.py command that tries the trained model on some layouts."""
+    command = f"python demo.py --checkpoint {run_dir}"
+    if labels:
+        command += f" --labels {labels} --split {split} --out {os.path.join(run_dir, 'demo')}"
+    return command
+
+
+def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
+          stream: IO[str] | None = None) -> TrainResult:
+    """Runs training as the options say; returns where the model went.
+
+    Raises ValueError / DataError / CheckpointError for bad input (before step 0), and
+    NonFiniteLossError when the loss goes NaN (the last good checkpoint is kept).
+    """
+    stream = stream if stream is not None else sys.stderr
+    strategy = strategy or select_strategy(options.strategy)
+    smoke = is_smoke_run(options)
+    options = resolve_options(options)
+    chief = is_chief(strategy)
+
+    # === Data (scanned before anything is built) ===
+    from crn_tf.training.data import EpochData
+
+    if smoke:
+        ensure_synthetic_city(options.data, stream)
+    label_set = resolve_label_set(options.label_set)
+    preset_size = tuple(PRESETS[options.preset]["output_size"])
+    size = parse_size(options.size) if options.size else preset_size
+    data = EpochData(options.data, size, label_set, options.split, options.batch_size, options.seed,
+                     skip_bad=options.skip_bad)
+    samples_source = data
+    if options.val_data:
+        samples_source = EpochData(options.val_data, size, label_set, options.val_split, 1, shuffle=False,
+                                   skip_bad=options.skip_bad)
+    samples = samples_source.samples(options.num_samples)
+
+    # === Run directory and options (chief only) ===
+    run_dir = options.run_dir
+    saved = load_options(run_dir)
+    if saved is not None:
+        check_resume_compatible(saved, options)
+    if chief:
+        print(format_options(options), file=stream)
+        save_options(options, run_dir)
+    print(f"strategy: {describe_strategy(strategy)}; {data.num_examples} training examples, "
+          f"{data.steps_per_epoch} steps per epoch at batch size {options.batch_size}", file=stream)
+
+    # === Model, loss, optimizer, checkpoint: all in the strategy's scope ===
+    with strategy.scope():
+        model = build_model(options.preset, label_set.num_classes, size=options.size,
+                            width_multiplier=options.width_multiplier, num_images=options.num_images,
+                            mixed_precision=options.mixed_precision, recompute=options.recompute)
+        loss = build_loss(options, diversity=model.num_images > 1)
+    trained = set_trainable_modules(model, options.train_modules)
+    trainer = CRNTrainer(model, loss, strategy, learning_rate=options.lr, global_batch_size=options.batch_size,
+                         mixed_precision=options.mixed_precision, xla=options.xla)
+    with strategy.scope():
+        state = RunState(run_dir, {"model": model, "optimizer": trainer.optimizer, "loss": loss},
+                         keep=options.keep_checkpoints, chief=chief, worker=worker_index(strategy))
+
+    # === Resume order: run dir checkpoint > --init-from > scratch ===
+    resumed_from = None
+    if state.latest is not None:
+        state.restore()
+        resumed_from, epoch, position = state.counters()
+        print(f"resumed from step {resumed_from} (epoch {epoch + 1}, step {position} of it) of {state.latest}",
+              file=stream)
+    elif options.init_from:
+        copied = init_from_checkpoint(model, options.init_from)
+        print(f"initialised {len(copied)} modules from {options.init_from}: {', '.join(copied)}", file=stream)
+    else:
+        print("training from scratch", file=stream)
+    if options.train_modules != "all":
+        print(f"training {', '.join(trained)}; the other modules are frozen", file=stream)
+
+    model_dir = os.path.join(run_dir, MODEL_SUBDIR)
+
+    def write_model(epochs_done: int, step: int) -> None:
+        if chief:
+            from crn_tf.checkpoint import save_model
+
+            save_model(model, model_dir, label_set, extra={
+                "step": step, "epochs": epochs_done, "preset": options.preset, "run_dir": os.path.abspath(run_dir),
+                "options": dataclasses.asdict(options)})
+
+    visualizer = Visualizer(run_dir, label_set, enabled=chief)
+    loss_log = LossLog(os.path.join(run_dir, "loss_log.txt"), enabled=chief)
+    try:
+        result = trainer.fit(
+            data, state, epochs=options.epochs, max_steps=options.steps, visualizer=visualizer, loss_log=loss_log,
+            samples=samples, save_every=options.save_every, log_every=options.log_every,
+            summary_every=options.summary_every, on_epoch_end=write_model, verbose=chief, stream=stream,
+        )
+    except NonFiniteLossError as error:
+        kept = state.latest
+        raise NonFiniteLossError(
+            f"{error}; stopped. The last good checkpoint is kept: {kept or 'none was written yet'} "
+            "(lower --lr, or try --mixed-precision off)"
+        ) from None
+    write_model(result.epoch, result.step)
+    if chief:
+        if result.status == "interrupted":
+            print(f"stopped at step {result.step}; checkpoint {result.checkpoint}. Run the same command again "
+                  "to resume.", file=stream)
+        else:
+            print(f"done: {result.step} steps, last loss {result.last_loss:.4g}" if result.last_loss is not None
+                  else f"done: {result.step} steps", file=stream)
+        labels, split = (options.val_data, options.val_split) if options.val_data else (options.data, options.split)
+        print(f"model checkpoint: {model_dir}\ntry it: {demo_command(run_dir, labels, split)}", file=stream)
+    return TrainResult(run_dir, model_dir if chief else None, result, resumed_from)
