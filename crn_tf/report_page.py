@@ -17,8 +17,8 @@ h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 p.info { color: #555; margin-top: 0; }
 table { border-collapse: collapse; }
 th, td { border-top: 1px solid #ccc; padding: 6px 10px; vertical-align: top; text-align: left; }
-td.stem { font-family: monospace; max-width: 14em; word-break: break-all; }
-div.images { display: flex; flex-wrap: wrap; gap: 4px; max-width: %(images_width)dpx; }
+div.stem { font-family: monospace; font-size: 0.85em; margin-bottom: 4px; }
+div.images { display: grid; grid-template-columns: repeat(%(columns)d, auto); gap: 4px; justify-content: start; }
 figure { margin: 0; }
 figcaption { font-size: 0.75em; color: #666; }
 img { display: block; width: %(thumb)dpx; image-rendering: auto; }
@@ -58,13 +58,18 @@ def render_page(
     entries: Sequence[PageEntry],
     title: str = "CRN synthesis",
     info: Iterable[str] = (),
-    thumbnail_width: int = 256,
+    thumbnail_width: int | None = None,
 ) -> str:
-    """Returns the HTML text of the page: a table with one row per entry."""
+    """Returns the HTML text of the page: a table with one row per entry.
+
+    `thumbnail_width` is the displayed width of each picture (the link opens it at full size);
+    by default 256 px, or 192 px when there are several images per layout.
+    """
     entries = list(entries)
     num_images = max((len(e.images) for e in entries), default=1)
-    columns = 3 if num_images > 1 else 1
-    style = _STYLE % {"thumb": thumbnail_width, "images_width": columns * (thumbnail_width + 4)}
+    thumbnail_width = thumbnail_width or (256 if num_images == 1 else 192)
+    columns = min(3, num_images)  # k = 9 shows as the original's 3x3 grid, row-major
+    style = _STYLE % {"thumb": thumbnail_width, "columns": columns}
     lines = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -78,13 +83,13 @@ def render_page(
         lines.append("<p>No layouts.</p>")
     else:
         has_reference = any(e.reference for e in entries)
-        header = "<tr><th>input</th><th>layout</th><th>synthesized</th>"
+        header = "<tr><th>layout</th><th>synthesized</th>"
         header += "<th>real photo</th></tr>" if has_reference else "</tr>"
         lines += ["<table>", header]
         for entry in entries:
             cells = [
-                f'<td class="stem">{html.escape(entry.stem)}</td>',
-                f"<td>{_figure(entry.layout, 'layout', thumbnail_width)}</td>",
+                f'<td><div class="stem">{html.escape(entry.stem)}</div>'
+                f"{_figure(entry.layout, 'layout', thumbnail_width)}</td>",
             ]
             figures = "".join(
                 _figure(path, f"image {index}", thumbnail_width) for index, path in enumerate(entry.images)
@@ -104,7 +109,7 @@ def write_page(
     entries: Sequence[PageEntry],
     title: str = "CRN synthesis",
     info: Iterable[str] = (),
-    thumbnail_width: int = 256,
+    thumbnail_width: int | None = None,
 ) -> str:
     """Writes the page to `path` (atomically: a temporary file, then a rename); returns the path."""
     path = os.fspath(path)

@@ -1,0 +1,286 @@
+"""Synthesize photos from semantic layouts with a trained CRN, and write them with an HTML page.
+
+`python demo.py` (or `crn-demo`) with no arguments runs the small checkpoint shipped in
+`checkpoints/` on the sample layouts in `data/samples/64x128/` and writes `results/demo/`.
+
+Per input stem the output folder gets `<stem>.png` (the first image) and, when the model makes
+k > 1 images, `<stem>_1.png` ... `<stem>_{k-1}.png` and `<stem>_grid.png` (3x3 for k = 9,
+row-major, as the original's 256p demo). `index.html` shows per layout the colourised layout,
+the synthesized images and the real photo when the input has one (files in `page/`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from crn_tf.images import make_grid, save_image, to_uint8
+from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_64x128")
+DEFAULT_LABELS = os.path.join(REPO_ROOT, "data", "samples", "64x128")
+DEFAULT_OUT = os.path.join("results", "demo")
+PAGE_DIR = "page"
+"""Sub-folder of the output holding the page's colourised layouts and real photos."""
+
+
+@dataclasses.dataclass
+class DemoResult:
+    """What `synthesize_folder` wrote."""
+
+    out_dir: str
+    page: str
+    num_layouts: int
+    num_images: int
+    files: list[str]
+    seconds: float
+
+
+def output_names(stem: str, num_images: int) -> list[str]:
+    """File names written for one layout: `<stem>.png`, then `<stem>_1.png`.. and `<stem>_grid.png` if k > 1."""
+    names = [f"{stem}.png"]
+    if num_images > 1:
+        names += [f"{stem}_{j}.png" for j in range(1, num_images)] + [f"{stem}_grid.png"]
+    return names
+
+
+def _check_names(stems: Sequence[str], num_images: int) -> None:
+    """Raises DataError when two inputs would write the same output file (e.g. stems "a" and "a_1")."""
+    from crn_tf.data import DataError
+
+    owner: dict[str, str] = {}
+    for stem in stems:
+        for name in output_names(stem, num_images):
+            if name in owner:
+                raise DataError(f"inputs {owner[name]!r} and {stem!r} would both write {name}; rename one of them")
+            owner[name] = stem
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """uint8 [h, w, 3] -> [H, W, 3] (size = (H, W)); Lanczos for photos, nearest for layouts."""
+    if image.shape[:2] == tuple(size):
+        return image
+    method = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), method))
+
+
+def make_predictor(model):
+    """A compiled `layout [B, H, W, C+1] -> images [B, k, H, W, 3]` function for any batch size."""
+    import tensorflow as tf
+
+    height, width = model.output_size
+    spec = tf.TensorSpec([None, height, width, model.num_classes + 1], tf.float32)
+
+    @tf.function(input_signature=[spec])
+    def predict(layout):
+        return tf.cast(model(layout, training=False), tf.float32)
+
+    return predict
+
+
+def _batches(dataset, examples, label_set):
+    """Iterates the layout dataset; a decoding failure becomes a DataError naming the file.
+
+    tf.data reports a bad label (e.g. a colour outside the label set) as an InvalidArgumentError
+    carrying the file name; re-reading that file with the NumPy reader gives the full message
+    (which colours, how many pixels).
+    """
+    import tensorflow as tf
+
+    from crn_tf.data import DataError, read_label
+
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.InvalidArgumentError as error:
+            text = str(error)
+            for example in examples:
+                if example.label_path in text:
+                    read_label(example.label_path, label_set, example.label_format)  # raises the detailed DataError
+            detail = text.split("assertion failed: [", 1)[-1].split("]", 1)[0] if "assertion failed" in text else text
+            raise DataError(detail.strip().splitlines()[0]) from None
+        yield batch
+
+
+def synthesize_folder(
+    model,
+    labels,
+    out_dir: str | os.PathLike,
+    *,
+    split: str = "val",
+    images_dir: str | os.PathLike | None = None,
+    batch_size: int = 4,
+    keep_size: bool = False,
+    label_set: LabelSet | None = None,
+    progress: bool = True,
+    title: str | None = None,
+) -> DemoResult:
+    """Runs `model` on every layout of `labels` and writes the images and `index.html` into `out_dir`.
+
+    Args:
+        model: a CRN (e.g. from `crn_tf.checkpoint.load_model`).
+        labels: a label folder (colour PNGs), a Cityscapes root (its `gtFine/<split>`), a paired
+            folder (`labels/` + `images/`), a single label file, a glob, or a list of files.
+        out_dir: the output folder (created).
+        split: the Cityscapes / paired split to read. Defaults to "val".
+        images_dir: the real photos for a label folder, file or glob (optional).
+        batch_size: layouts per model call.
+        keep_size: resize each output back to its label map's size (otherwise the model's size).
+        label_set: the classes of the label files; defaults to the model's (`model.label_set`).
+        progress: draw a progress bar over the files on stderr.
+        title: the page title.
+
+    Raises crn_tf.data.DataError naming the file for missing, unreadable or unknown-valued inputs.
+    """
+    from crn_tf.data import find_examples, make_layout_dataset, probe, read_image
+
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    start = time.time()
+    label_set = label_set or getattr(model, "label_set", None)
+    if label_set is None:
+        from crn_tf.labels import CITYSCAPES as label_set
+    out_dir = os.fspath(out_dir)
+    examples = find_examples(labels, split=split, label_set=label_set, images="optional", images_dir=images_dir)
+    num_images = int(model.num_images)
+    _check_names([e.stem for e in examples], num_images)
+    sizes = [probe(e.label_path).size for e in examples] if keep_size else None
+
+    dataset = make_layout_dataset(examples, model.output_size, label_set, batch_size)
+    predict = make_predictor(model)
+    os.makedirs(os.path.join(out_dir, PAGE_DIR), exist_ok=True)
+
+    from crn_tf.report_page import PageEntry, write_page
+
+    written: list[str] = []
+    entries: list[PageEntry] = []
+    done = 0
+    if progress:
+        from crn_tf.data.progress import show_progress
+
+        show_progress(0, len(examples), start, "synthesizing")
+    for layout, _, index in _batches(dataset, examples, label_set):
+        images = to_uint8(predict(layout).numpy())  # (B, k, H, W, 3)
+        classes = onehot_to_classes(layout.numpy())  # (B, H, W)
+        for item, example_index in enumerate(np.asarray(index).tolist()):
+            example = examples[example_index]
+            size = tuple(sizes[example_index]) if keep_size else tuple(model.output_size)
+            outputs = [_resize(image, size) for image in images[item]]
+            names = output_names(example.stem, num_images)
+            for name, image in zip(names, outputs):
+                save_image(os.path.join(out_dir, name), image)
+            if num_images > 1:
+                save_image(os.path.join(out_dir, names[-1]), make_grid(np.stack(outputs)))
+            written += [os.path.join(out_dir, name) for name in names]
+
+            layout_name = os.path.join(PAGE_DIR, f"{example.stem}_layout.png")
+            colors = _resize(classes_to_colors(classes[item], label_set), size, nearest=True)
+            save_image(os.path.join(out_dir, layout_name), colors)
+            reference_name = None
+            if example.image_path:
+                reference_name = os.path.join(PAGE_DIR, f"{example.stem}_real.jpg")
+                save_image(os.path.join(out_dir, reference_name), _resize(read_image(example.image_path), size), quality=90)
+            entries.append(PageEntry(example.stem, layout_name, tuple(names[:num_images]), reference_name))
+            done += 1
+            if progress:
+                show_progress(done, len(examples), start, "synthesizing")
+
+    entries.sort(key=lambda e: e.stem)
+    height, width = model.output_size
+    info = getattr(model, "checkpoint_info", {}) or {}
+    lines = [
+        f"{len(entries)} layout(s) from {labels if isinstance(labels, (str, os.PathLike)) else 'a list of files'}",
+        f"model: {height}x{width}, k = {num_images} image(s) per layout, {model.num_classes} classes ({label_set.name})"
+        + (f", checkpoint {info['source']}" if info.get("source") else ""),
+    ]
+    page = write_page(os.path.join(out_dir, "index.html"), entries, title=title or "CRN synthesis", info=lines)
+    return DemoResult(out_dir, page, len(entries), num_images, written, time.time() - start)
+
+
+# === Command line ===
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crn-demo",
+        description="Synthesize photos from semantic layouts with a trained CRN. With no arguments, runs the "
+        "small checkpoint shipped in checkpoints/ on the sample layouts in data/samples/64x128/.",
+    )
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                        help="checkpoint directory, training run directory (uses its model/), or an imported "
+                             "original checkpoint (default: %(default)s)")
+    parser.add_argument("--labels", default=DEFAULT_LABELS,
+                        help="label folder (colour PNGs), Cityscapes root (reads gtFine/<split>), folder with "
+                             "labels/ and images/, a single label file, or a quoted glob (default: %(default)s)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    parser.add_argument("--images", default=None,
+                        help="folder of real photos (same stems) to show beside a label folder, file or glob")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"),
+                        help="split of a Cityscapes root or paired folder (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=4, help="layouts per model call (default: %(default)s)")
+    parser.add_argument("--keep-size", action="store_true",
+                        help="resize each output back to its label map's size (default: the model's size)")
+    parser.add_argument("--mixed-precision", choices=("off", "bf16"), default="off",
+                        help="bf16: run the network in bfloat16 (faster on CPUs/TPUs with bf16 units; output "
+                             "conv stays float32). Default: off (float32, as the original)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _one_line(error: Exception) -> str:
+    """An error's message; a header with a single listed problem is joined onto one line."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if len(lines) == 2:
+        return f"{lines[1]}"
+    return "\n  ".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from crn_tf.checkpoint import CheckpointError, load_model
+    from crn_tf.data import DataError
+    from crn_tf.labels import LabelError
+
+    try:
+        if args.checkpoint == DEFAULT_CHECKPOINT and not os.path.isdir(DEFAULT_CHECKPOINT):
+            raise CheckpointError(
+                f"{DEFAULT_CHECKPOINT}: the demo checkpoint is missing (it ships with the git repository); "
+                "pass --checkpoint DIR"
+            )
+        dtype = "mixed_bfloat16" if args.mixed_precision == "bf16" else None
+        model = load_model(args.checkpoint, dtype=dtype)
+        result = synthesize_folder(
+            model,
+            args.labels,
+            args.out,
+            split=args.split,
+            images_dir=args.images,
+            batch_size=args.batch_size,
+            keep_size=args.keep_size,
+            progress=not args.no_progress,
+        )
+    except (CheckpointError, DataError, LabelError) as error:
+        print(f"crn-demo: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {len(result.files)} image(s) for {result.num_layouts} layout(s) "
+        f"(k = {result.num_images}) to {result.out_dir} in {result.seconds:.1f} s"
+    )
+    print(f"open {result.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
