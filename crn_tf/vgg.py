@@ -265,6 +265,12 @@ def _warn_random_weights() -> None:
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
+def _frozen_variable_creator(next_creator, **kwargs):
+    """Creates the backing tf.Variables as non-trainable, so no tape watches (or differentiates) them."""
+    kwargs["trainable"] = False
+    return next_creator(**kwargs)
+
+
 @keras.saving.register_keras_serializable(package="crn_tf")
 class VGG19Features(keras.layers.Layer):
     """Frozen VGG-19 up to conv5_2, returning the features the CRN loss compares.
@@ -308,7 +314,8 @@ class VGG19Features(keras.layers.Layer):
                 filters, 3, padding="same", activation="relu", name=mat_name,
                 dtype=self.dtype_policy, trainable=False,
             )
-            layer.build((None, None, None, in_channels))
+            with tf.variable_creator_scope(_frozen_variable_creator):
+                layer.build((None, None, None, in_channels))
             self.vgg_layers.append(layer)
             in_channels = filters
         self.built = True
