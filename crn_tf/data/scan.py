@@ -233,6 +233,7 @@ def scan_dataset(
         if size is not None:
             good.append(example)
             sizes[example.stem] = size
+    problems.sort(key=lambda p: (p.stem or "", p.path))
     report = ScanReport(discovery.root, discovery.kind, discovery.split, label_set, good, problems, sizes,
                         pairs_found=len(discovery.examples))
     if decode and good:

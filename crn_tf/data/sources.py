@@ -137,8 +137,9 @@ def _pair(
         examples.append(Example(stem, label_path, image_path, label_format))
     if photos is not None and images != "none" and photos_without_labels_matter:
         for stem in sorted(set(photos) - set(labels)):
+            # An unlabelled photo is an error for training; with optional photos it is only noted.
             problems.append(Problem("missing-label", photos[stem], f"{photos[stem]}: photo has no label PNG "
-                                    f"with stem {stem!r}", stem=stem))
+                                    f"with stem {stem!r}", "error" if images == "required" else "warning", stem))
     return examples
 
 
