@@ -84,17 +84,22 @@ class Canvas:
         return out
 
     def paint(self, r: Region, mask, label: int, color, depth, instance: int = 0) -> None:
-        """Writes label, colour ([3] or [h, w, 3]), depth and instance where `mask` holds."""
+        """Writes label, colour ([3] or [h, w, 3]), depth and instance where `mask` holds (True: all)."""
+        color = np.asarray(color, dtype=np.float32)
+        depth = np.asarray(depth, dtype=np.float32)
+        if mask is True:
+            self.ids[r.ys, r.xs] = label
+            self.instances[r.ys, r.xs] = instance
+            self.photo[r.ys, r.xs] = color
+            self.depth[r.ys, r.xs] = depth
+            return
         mask = np.broadcast_to(mask, r.shape)
         if not mask.any():
             return
-        self.ids[r.ys, r.xs][mask] = label
-        self.instances[r.ys, r.xs][mask] = instance
-        color = np.asarray(color, dtype=np.float32)
-        photo = self.photo[r.ys, r.xs]
-        photo[mask] = color if color.ndim == 1 else np.broadcast_to(color, r.shape + (3,))[mask]
-        depth = np.asarray(depth, dtype=np.float32)
-        self.depth[r.ys, r.xs][mask] = depth if depth.ndim == 0 else np.broadcast_to(depth, r.shape)[mask]
+        np.copyto(self.ids[r.ys, r.xs], label, casting="unsafe", where=mask)
+        np.copyto(self.instances[r.ys, r.xs], instance, casting="unsafe", where=mask)
+        np.copyto(self.photo[r.ys, r.xs], color, where=mask[..., None])
+        np.copyto(self.depth[r.ys, r.xs], depth, where=mask)
 
     def shade(self, r: Region, mask, factor) -> None:
         """Multiplies the photo by `factor` where `mask` holds (shadows, no label change)."""
@@ -182,6 +187,7 @@ class Block:
     window: tuple[float, float, float, float]  # column start/end, row start/end fractions
     shop: bool
     roof: np.ndarray
+    roof_height: float
 
 
 @dataclasses.dataclass
@@ -197,6 +203,7 @@ class Scene:
     objects: list[tuple[float, Callable]]  # (depth, draw(canvas, scene))
     sky_top: np.ndarray
     sky_bottom: np.ndarray
+    cloud_tint: np.ndarray
     cloud_cover: float
     sun_side: int
     sun: float  # 0 overcast .. 1 bright sun
@@ -215,6 +222,7 @@ _FACADE_COLORS = [
     (225, 220, 210), (150, 150, 150), (170, 150, 120), (210, 190, 160), (120, 100, 90),
     (190, 200, 205), (205, 170, 140),
 ]
+_ROOF_COLORS = [(110, 55, 45), (80, 75, 75), (60, 60, 65), (130, 70, 50), (95, 90, 85)]
 _CAR_COLORS = [
     (30, 30, 35), (200, 200, 205), (150, 152, 160), (20, 30, 70), (120, 20, 20), (230, 230, 230),
     (60, 70, 80), (90, 95, 100), (15, 15, 15), (40, 60, 40), (170, 170, 175),
@@ -226,6 +234,12 @@ _SKIN = [(225, 190, 160), (200, 160, 125), (160, 115, 85), (110, 75, 55)]
 
 def _jitter(rng: np.random.Generator, color, amount: float = 12.0) -> np.ndarray:
     return np.clip(np.asarray(color, dtype=np.float32) + rng.normal(0.0, amount, 3), 0, 255).astype(np.float32)
+
+
+def _jitter_grey(rng: np.random.Generator, color, amount: float = 12.0, chroma: float = 2.0) -> np.ndarray:
+    """A colour shifted in brightness, with only a little change of hue."""
+    shift = rng.normal(0.0, amount) + rng.normal(0.0, chroma, 3)
+    return np.clip(np.asarray(color, dtype=np.float32) + shift, 0, 255).astype(np.float32)
 
 
 def plan_scene(seed: int) -> Scene:
@@ -253,9 +267,10 @@ def plan_scene(seed: int) -> Scene:
         sidewalk=sidewalk, blocks={}, objects=[],
         sky_top=_jitter(rng, (60, 110, 180) if sun > 0.4 else (150, 165, 185), 10),
         sky_bottom=_jitter(rng, (200, 215, 230) if sun > 0.4 else (215, 220, 225), 8),
+        cloud_tint=_jitter(rng, (0.99, 0.99, 1.0), 0.01),
         cloud_cover=float(rng.uniform(-0.6, 0.9)), sun_side=int(rng.choice([-1, 1])), sun=sun,
         haze=float(rng.uniform(120.0, 400.0)),
-        asphalt=_jitter(rng, (95, 95, 100), 8), paving=_jitter(rng, (165, 160, 155), 10),
+        asphalt=_jitter_grey(rng, (95, 95, 100), 10), paving=_jitter_grey(rng, (165, 160, 155), 12),
         end_wall=None, crosswalk=float(rng.uniform(10, 25)) if rng.random() < 0.3 else None,
         hood=float(rng.uniform(0.05, 0.11)) if rng.random() < 0.8 else 0.0,
         tint=_jitter(rng, (1.0, 1.0, 1.0), 0.04), exposure=float(rng.uniform(0.9, 1.1)),
@@ -286,7 +301,8 @@ def _plan_blocks(rng: np.random.Generator, far: float) -> list[Block]:
             z0=z, z1=z + length, kind=str(kind), verge=verge, verge_label=verge_label,
             height=floors * floor + rng.uniform(0.5, 2.0), color=_jitter(rng, _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))]),
             floor=floor, bay=rng.uniform(2.2, 4.0), window=(col0, 1.0 - col0 * rng.uniform(0.7, 1.0), row0, rng.uniform(0.75, 0.88)),
-            shop=bool(rng.random() < 0.5), roof=_jitter(rng, (90, 80, 75), 15),
+            shop=bool(rng.random() < 0.5), roof=_jitter(rng, _ROOF_COLORS[rng.integers(len(_ROOF_COLORS))], 10),
+            roof_height=rng.uniform(1.5, 4.0) if rng.random() < 0.5 else 0.0,
         ))
         z += length
     return blocks
@@ -315,7 +331,7 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
                     for i in range(len(scene.lanes) + 1)]
     for x in lane_centers:
         oncoming = x < -scene.lane * 0.5 and len(lane_centers) > 1
-        z = rng.uniform(7, 30)
+        z = rng.uniform(7, 30) if abs(x) > scene.lane * 0.5 else rng.uniform(14, 40)
         while z < 120:
             if rng.random() < 0.5:
                 label = int(rng.choice([CAR, CAR, CAR, CAR, TRUCK, BUS]))
@@ -360,143 +376,169 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
 
 # --- drawing: sky, ground, facades ------------------------------------------------------------
 def _draw_sky(c: Canvas, s: Scene) -> None:
-    r = c.region(0, 2, 0, 1)
+    """Blue-to-pale gradient with soft clouds; only above the horizon (the ground covers the rest)."""
+    r = c.region(0, 2, 0, s.camera.horizon + 0.01)
+    if r is None:
+        return
     t = np.clip(r.v / max(s.camera.horizon, 1e-3), 0, 1) ** 0.7
-    sky = s.sky_top * (1 - t)[..., None] + s.sky_bottom * t[..., None]  # [H, 1, 3]
-    clouds = _smoothstep(0.0, 1.0, 0.7 * c.coarse + 0.5 * c.blotch + 0.25 * c.fine + s.cloud_cover)
-    clouds *= np.clip((s.camera.horizon - r.v) / 0.15, 0.3, 1.0)
-    cloud_color = np.array([232, 234, 238], np.float32) * (0.85 + 0.1 * c.blotch + 0.05 * c.fine)[..., None]
-    photo = sky * (1 - clouds[..., None]) + cloud_color * clouds[..., None]
+    sky = s.sky_top * (1 - t) + s.sky_bottom * t  # [h, 3]
+    field = 0.75 * c.coarse[r.ys, r.xs] + 0.5 * c.blotch[r.ys, r.xs] + s.cloud_cover
+    clouds = _smoothstep(0.0, 1.2, field + 0.12 * c.fine[r.ys, r.xs])
+    clouds *= np.clip((s.camera.horizon - r.v) / 0.12, 0.35, 1.0)  # thin towards the horizon
+    # Cloud tops lit, bellies grey: brightness falls where the field is thick.
+    brightness = 238.0 - 45.0 * np.clip(field - 1.0, 0, 1.5) + 6.0 * c.fine[r.ys, r.xs]
+    cloud = s.cloud_tint * brightness[..., None]
+    photo = sky[:, None, :] + (cloud - sky[:, None, :]) * clouds[..., None]
     c.paint(r, True, SKY, photo, 0.0)
 
 
+# Ground materials: label, base colour (None: from the scene), weights of grain, fine and blotch noise.
+_GROUND = {
+    "asphalt": (ROAD, None, (0.05, 0.05, 0.06)),
+    "parking": (PARKING, None, (0.05, 0.08, 0.05)),
+    "sidewalk": (SIDEWALK, None, (0.04, 0.05, 0.05)),
+    "terrain": (TERRAIN, (110, 135, 60), (0.12, 0.15, 0.15)),
+    "vegetation": (VEGETATION, (60, 95, 40), (0.2, 0.3, 0.1)),
+    "ground": (GROUND, (130, 115, 95), (0.12, 0.1, 0.1)),
+    "side_street": (ROAD, None, (0.05, 0.05, 0.06)),
+}
+_MATERIAL = {name: i for i, name in enumerate(_GROUND)}
+_VERGE_MATERIAL = {TERRAIN: "terrain", VEGETATION: "vegetation", GROUND: "ground", SIDEWALK: "sidewalk"}
+
+
 def _draw_ground(c: Canvas, s: Scene) -> None:
+    """Road, parking strips, sidewalks, verges and side streets on the ground plane, with markings."""
     cam = s.camera
     r = c.region(0, 2, cam.horizon, 1)
     if r is None:
         return
     dv = np.maximum(r.v - cam.horizon, 1e-4)
-    z = cam.focal * CAMERA_HEIGHT / dv  # [h, 1]
-    x = (r.u - cam.center) * (CAMERA_HEIGHT / dv)  # [h, w]
-    shape = r.shape
-    label = np.full(shape, ROAD, dtype=np.uint8)
-    color = _textured(s.asphalt, 1.0, c.noise(r, grain=0.05, fine=0.05, blotch=0.06))
+    z = cam.focal * CAMERA_HEIGHT / dv  # [h, 1] metres ahead
+    x = (r.u - cam.center) * (CAMERA_HEIGHT / dv)  # [h, w] metres right of the camera
     pixel_x = 2.0 * z / (c.width * cam.focal)  # metres per pixel across, per row [h, 1]
     pixel_z = z * z / (cam.focal * CAMERA_HEIGHT * c.height)  # metres per pixel along
-    # Lane markings (white, dashed between lanes), faded where they would alias.
-    marks = np.zeros(shape, np.float32)
-    for i, lx in enumerate(s.lanes):
-        dashed = np.mod(z + i * 3.0, 12.0) < 4.5
-        visible = np.clip(0.15 / pixel_x, 0, 1) * np.clip(3.0 / pixel_z, 0, 1)
-        marks = np.maximum(marks, (np.abs(x - lx) < np.maximum(0.075, 0.5 * pixel_x)) * dashed * visible)
-    for side, edge in ((-1, s.road_left), (1, s.road_right)):
-        line = edge - side * (s.parking.get(side, (0.0,))[0] + 0.35)
-        visible = np.clip(0.12 / pixel_x, 0, 1)
-        marks = np.maximum(marks, (np.abs(x - line) < np.maximum(0.06, 0.5 * pixel_x)) * visible * 0.9)
-    if s.crosswalk is not None:
-        zebra = (z > s.crosswalk) & (z < s.crosswalk + 4.0) & (np.mod(x, 1.0) < 0.5) & (x > s.road_left) & (x < s.road_right)
-        marks = np.maximum(marks, zebra * np.clip(0.3 / pixel_x, 0, 1))
-    marks *= np.clip(0.9 + 0.3 * c.noise(r, grain=0.3, fine=0.5), 0, 1)
-    color += (np.array([225, 225, 220], np.float32) - color) * marks[..., None]
-    # Parking strips.
+    material = np.zeros(r.shape, dtype=np.uint8)
+    light = np.ones(r.shape, dtype=np.float32)
     for side, (width, park_label) in s.parking.items():
         edge = s.road_left if side < 0 else s.road_right
-        strip = (side * (x - edge) > -width) & (side * (x - edge) <= 0)
-        label[strip] = park_label
         if park_label == PARKING:
-            tone = _textured(s.paving * 0.7, 1.0, c.noise(r, grain=0.05, fine=0.08))
-            color[strip] = tone[strip]
-    # Sidewalks, verges and what lies beyond, per block along each side.
+            material[(side * (x - edge) > -width) & (side * (x - edge) <= 0)] = _MATERIAL["parking"]
     for side, edge in ((-1, s.road_left), (1, s.road_right)):
         blocks = s.blocks[side]
         bounds = np.array([b.z1 for b in blocks], np.float32)
         index = np.minimum(np.searchsorted(bounds, z[:, 0]), len(blocks) - 1)
-        kind = np.array([b.kind for b in blocks])[index][:, None]
+        gap = np.array([b.kind == "gap" for b in blocks])[index][:, None]
+        park = np.array([b.kind == "park" for b in blocks])[index][:, None]
         verge = np.array([b.verge for b in blocks], np.float32)[index][:, None]
-        verge_label = np.array([b.verge_label for b in blocks], np.uint8)[index][:, None]
+        verge_material = np.array([_MATERIAL[_VERGE_MATERIAL[b.verge_label]] for b in blocks], np.uint8)[index][:, None]
         beyond = side * (x - edge)  # metres past the kerb
         walk = s.sidewalk[side]
-        gap = kind == "gap"
-        is_walk = (beyond >= 0) & (beyond < walk) & ~gap
-        is_verge = (beyond >= walk) & (beyond < walk + verge) & ~gap
-        is_far = (beyond >= walk + verge) & ~gap
-        label[is_walk] = SIDEWALK
-        tiles = (np.mod(x, 0.5) < 0.04) | (np.mod(z, 0.5) < 0.04)
-        tiles = tiles * np.clip(0.1 / pixel_x, 0, 1) * np.clip(0.25 / pixel_z, 0, 1)
-        walk_color = _textured(s.paving, 1.0 - 0.2 * tiles, c.noise(r, grain=0.04, fine=0.05, blotch=0.05))
-        kerb = (beyond < 0.2) * np.clip(0.1 / pixel_x, 0, 1)
-        walk_color *= (1.0 + 0.12 * kerb)[..., None]
-        color[is_walk] = walk_color[is_walk]
-        for verge_kind in sorted({b.verge_label for b in blocks}):
-            where = is_verge & (verge_label == verge_kind)
-            label[where] = verge_kind
-            color[where] = _surface(c, r, int(verge_kind), s)[where]
-        where = is_far & (kind == "park")
-        label[where] = TERRAIN
-        color[where] = _surface(c, r, TERRAIN, s)[where]
-        where = is_far & (kind != "park")
-        label[where] = SIDEWALK
-        color[where] = walk_color[where]
-        # The shade cast by the facades on the side away from the sun.
+        outside = beyond >= 0
+        far = beyond >= walk + verge
+        material[outside] = _MATERIAL["sidewalk"]
+        verge_zone = outside & ~far & (beyond >= walk)
+        material[verge_zone] = np.broadcast_to(verge_material, r.shape)[verge_zone]
+        material[far & park] = _MATERIAL["terrain"]
+        material[outside & gap] = _MATERIAL["side_street"]
+        # Kerb stones a little brighter; the shade of the facades on the side away from the sun.
+        light[outside & (beyond < 0.2)] = 1.12
         if side != s.sun_side:
-            shadow = beyond > walk + verge - (3.0 + 6.0 * s.sun)
-            color[shadow] *= 1.0 - 0.35 * s.sun
-    c.paint(r, True, 0, color, np.broadcast_to(z, shape))
-    c.ids[r.ys, r.xs] = label
+            light[beyond > walk + verge - (3.0 + 6.0 * s.sun)] *= 1.0 - 0.35 * s.sun
+    # Paving joints on sidewalks, faded where they would alias.
+    joints = (np.mod(x, 0.5) < 0.04) | (np.mod(z, 0.5) < 0.04)
+    joints = joints * (np.clip(0.1 / pixel_x, 0, 1) * np.clip(0.25 / pixel_z, 0, 1))
+    light *= 1.0 - 0.2 * joints * (material == _MATERIAL["sidewalk"])
+    # Colour = base x light x (1 + noise), all materials at once through lookup tables.
+    names = list(_GROUND)
+    bases = np.array([_GROUND[n][1] if _GROUND[n][1] is not None else
+                      (s.paving * 0.7 if n == "parking" else s.paving if n == "sidewalk" else s.asphalt)
+                      for n in names], np.float32)
+    weights = np.array([_GROUND[n][2] for n in names], np.float32)
+    labels = np.array([_GROUND[n][0] for n in names], np.uint8)
+    noise = (weights[:, 0][material] * c.grain[r.ys, r.xs] + weights[:, 1][material] * c.fine[r.ys, r.xs]
+             + weights[:, 2][material] * c.blotch[r.ys, r.xs])
+    color = bases[material] * (light * (1.0 + noise))[..., None]
+    # Lane markings: dashed dividers, solid edge lines, sometimes a zebra crossing.
+    road_start = s.road_left + s.parking.get(-1, (0.0,))[0]
+    lane_pos = (x - road_start) / s.lane
+    divider = np.rint(lane_pos)
+    dashed = np.mod(z + divider * 3.0, 12.0) < 4.5
+    on_divider = (divider >= 1) & (divider <= len(s.lanes)) & dashed
+    marks = (np.abs(lane_pos - divider) * s.lane < np.maximum(0.075, 0.5 * pixel_x)) * on_divider
+    marks = marks * (np.clip(0.15 / pixel_x, 0, 1) * np.clip(3.0 / pixel_z, 0, 1))
+    for side, edge in ((-1, s.road_left), (1, s.road_right)):
+        line = edge - side * (s.parking.get(side, (0.0,))[0] + 0.35)
+        marks = np.maximum(marks, (np.abs(x - line) < np.maximum(0.06, 0.5 * pixel_x)) * np.clip(0.12 / pixel_x, 0, 0.9))
+    if s.crosswalk is not None:
+        zebra = (z > s.crosswalk) & (z < s.crosswalk + 4.0) & (np.mod(x, 1.0) < 0.5) & (x > s.road_left) & (x < s.road_right)
+        marks = np.maximum(marks, zebra * np.clip(0.3 / pixel_x, 0, 1))
+    marks *= material == _MATERIAL["asphalt"]
+    painted = marks > 0
+    wear = np.clip(0.9 + 0.3 * (c.grain[r.ys, r.xs][painted] * 0.3 + c.fine[r.ys, r.xs][painted] * 0.5), 0, 1)
+    color[painted] += (np.array([225, 225, 220], np.float32) - color[painted]) * (marks[painted] * wear)[:, None]
+    c.paint(r, True, ROAD, color, np.broadcast_to(z, r.shape))
+    c.ids[r.ys, r.xs] = labels[material]
 
 
-def _surface(c: Canvas, r: Region, label: int, s: Scene) -> np.ndarray:
-    """Photo texture of a ground surface class over a region."""
-    if label == TERRAIN:
-        base, noise = (110, 135, 60), c.noise(r, grain=0.12, fine=0.15, blotch=0.15)
-    elif label == VEGETATION:
-        base, noise = (60, 95, 40), c.noise(r, grain=0.2, fine=0.3, blotch=0.1)
-    elif label == GROUND:
-        base, noise = (130, 115, 95), c.noise(r, grain=0.12, fine=0.1, blotch=0.1)
-    else:
-        base, noise = s.paving, c.noise(r, grain=0.05, fine=0.05)
-    return _textured(base, 1.0, noise)
+def _hash(values) -> np.ndarray:
+    """A pseudo-random number in [0, 1) per (integer-valued) input, the same on every call."""
+    return np.mod(np.sin(np.asarray(values, np.float32) * 12.9898) * 43758.547, 1.0).astype(np.float32)
 
 
 def _draw_facade(c: Canvas, s: Scene, side: int, b: Block, x: float) -> None:
+    """A building front on the plane X = side * x: plaster, windows per bay and storey, cornice, roof."""
     cam = s.camera
     light = 0.75 + 0.3 * s.sun * (1 if side == s.sun_side else -1)
+    top = b.height + b.roof_height
     # The block's end wall, facing the camera, shows where the previous block is lower or absent.
-    depth_back = 15.0
-    x_near, x_far = sorted((side * x, side * (x + depth_back)))
-    r, _, _ = cam.billboard(c, max(b.z0, 0.5), x_near, x_far, 0.0, b.height)
+    x_near, x_far = sorted((side * x, side * (x + 15.0)))
+    r, _, yw = cam.billboard(c, max(b.z0, 0.5), x_near, x_far, 0.0, top)
     if r is not None and b.z0 > 0.5:
-        tone = _textured(b.color * 0.8, light * 0.9, c.noise(r, grain=0.03, blotch=0.05))
-        c.paint(r, True, BUILDING, tone, b.z0)
-    r, z, y = cam.side_plane(c, side * x, b.z0, b.z1, 0.0, b.height)
+        tone = _textured(b.color * 0.8, light * 0.9, c.noise(r, grain=0.02, blotch=0.03))
+        c.paint(r, yw < b.height, BUILDING, tone, b.z0)
+    r, z, y = cam.side_plane(c, side * x, b.z0, b.z1, 0.0, top)
     if r is None:
         return
-    inside = (z >= b.z0) & (z < b.z1) & (y >= 0) & (y < b.height)
+    inside = (z >= b.z0) & (z < b.z1) & (y >= 0) & (y < top)
     along = z - b.z0
-    pixel_z = 2.0 * z * z / (cam.focal * x * c.width) + 1e-6
+    pixel_z = 2.0 * z * z / (cam.focal * x * c.width) + 1e-6  # metres of facade per pixel
     pixel_y = z / (cam.focal * c.height)
-    detail = np.clip(b.bay / (3.0 * pixel_z) - 0.3, 0, 1) * np.clip(b.floor / (4.0 * pixel_y) - 0.3, 0, 1)
-    col = np.mod(along / b.bay, 1.0)
-    row = np.mod(y / b.floor, 1.0)
+    detail = (b.bay > 5.0 * pixel_z) & (b.floor > 5.0 * pixel_y)  # windows drawn when 5+ pixels apart
+    bay = np.floor(along / b.bay)
+    col = along / b.bay - bay
     storey = np.floor(y / b.floor)
-    window = (col > b.window[0]) & (col < b.window[1]) & (row > b.window[2]) & (row < b.window[3])
-    ground_floor = storey < 1
+    row = y / b.floor - storey
+    c0, c1, r0, r1 = b.window
+    upper = (storey >= 1) & (y < b.height - 0.7)
+    pane = (col > c0) & (col < c1) & (row > r0) & (row < r1) & upper
+    inner = (col > c0 + 0.05) & (col < c1 - 0.05) & (row > r0 + 0.04) & (row < r1 - 0.04)
     if b.shop:
-        window = np.where(ground_floor, (col > 0.08) & (col < 0.92) & (row > 0.05) & (row < 0.8), window)
+        ground = (storey < 1) & (col > 0.06) & (col < 0.94) & (y > 0.35) & (y < b.floor * 0.8)
     else:
-        window &= ~ground_floor | (col < 0.5)
-    glass = np.array([55, 65, 80], np.float32) + np.array([90, 95, 100], np.float32) * _smoothstep(0.0, 1.0, 1.0 - (row - b.window[2]) / 0.6)[..., None] * 0.5
-    wall = _textured(b.color, light, c.noise(r, grain=0.04, fine=0.04, blotch=0.06, coarse=0.04))
-    frame = window & ~((col > b.window[0] + 0.04) & (col < b.window[1] - 0.04) & (row > b.window[2] + 0.03) & (row < b.window[3] - 0.03))
-    glass = glass * (1.0 + c.noise(r, grain=0.05, blotch=0.1))[..., None]
-    glass = np.where(frame[..., None], b.color * 1.1 * light, glass)
-    mix = (window * detail)[..., None]
-    tone = wall * (1 - mix) + glass * mix
-    cornice = (y > b.height - 0.6) & (y < b.height)
-    tone = np.where(cornice[..., None], b.roof * light, tone)
-    sill = (np.abs(row - b.window[2] + 0.02) < 0.04) & (col > b.window[0] - 0.03) & (col < b.window[1] + 0.03) & ~ground_floor
-    tone = np.where((sill * detail > 0.5)[..., None], b.color * 0.7 * light, tone)
-    c.paint(r, inside, BUILDING, tone, z)
+        ground = (storey < 1) & (col > 0.35) & (col < 0.65) & (y < 2.3) & (np.mod(bay, 3) == 1)
+    material = np.zeros(r.shape, np.uint8)  # 0 plaster
+    material[(pane | ground) & detail] = 1  # glass
+    material[pane & ~inner & detail] = 2  # frame
+    sill = (np.abs(row - r0 + 0.02) < 0.035) & (col > c0 - 0.04) & (col < c1 + 0.04) & upper & detail
+    material[sill] = 3
+    material[(y < 0.45) & ~ground] = 4  # plinth
+    material[(y > b.height - 0.6) & (y < b.height)] = 5  # cornice
+    material[y >= b.height] = 6  # roof
+    palette = np.stack([b.color, np.array([60, 70, 85], np.float32), b.color * 1.15 + 10, b.color * 0.8,
+                        b.color * 0.7, b.roof * 1.1, b.roof]).astype(np.float32)
+    grain = np.array([0.03, 0.03, 0.02, 0.03, 0.05, 0.03, 0.06], np.float32)[material]
+    blotch = np.array([0.04, 0.06, 0.0, 0.0, 0.08, 0.03, 0.08], np.float32)[material]
+    shade = light * (1.0 + grain * c.grain[r.ys, r.xs] + blotch * c.blotch[r.ys, r.xs] + 0.03 * c.fine[r.ys, r.xs])
+    # Glass: sky reflected at the top of each pane, a different brightness behind each window.
+    window_id = bay * 7.0 + storey * 131.0 + b.z0
+    reflect = 0.75 + 0.9 * _smoothstep(0.0, 1.0, (row - r0) / max(r1 - r0, 1e-3)) * _hash(window_id)
+    shade = np.where(material == 1, shade * reflect * (0.7 + 0.6 * _hash(window_id + 0.5)), shade)
+    # Far away the windows merge into a darker wall; roof tiles show as courses.
+    window_share = (c1 - c0) * (r1 - r0)
+    shade = np.where((material == 0) & ~detail & upper, shade * (1.0 - 0.45 * window_share), shade)
+    courses = (np.mod(y - b.height, 0.35) < 0.06) & (b.floor > 8.0 * pixel_y)
+    shade = np.where((material == 6) & courses, shade * 0.75, shade)
+    c.paint(r, inside, BUILDING, palette[material] * shade[..., None], z)
 
 
 def _draw_green_wall(c: Canvas, s: Scene, side: int, b: Block, x: float, label: int, height: float) -> None:
@@ -636,7 +678,8 @@ def _draw_vehicle(c, s, xc, z0, width, length, height, body, paint, label, rear,
     shine = np.clip(1.0 - np.abs(yw - body * 0.85) / 0.25, 0, 1) * 0.15
     tone = tone * (1.0 + shine)[..., None]
     tone = np.where(glass[..., None], np.array([35, 40, 50], np.float32) + 40 * np.clip(yw - body, 0, 1)[..., None], tone)
-    lamp = (yw > body * 0.6) & (yw < body * 0.85) & (lateral > half - 0.35) & (lateral < half - 0.03)
+    lamp_y = (body * 0.6, body * 0.85) if body < height else (0.7, 1.05)
+    lamp = (yw > lamp_y[0]) & (yw < lamp_y[1]) & (lateral > half - 0.35) & (lateral < half - 0.03)
     lamp_color = np.array([200, 30, 25], np.float32) if rear else np.array([235, 235, 220], np.float32)
     tone = np.where(lamp[..., None], lamp_color, tone)
     plate = (yw > 0.4) & (yw < 0.52) & (lateral < 0.26)
@@ -757,7 +800,7 @@ def _tree_drawer(rng, x, z):
         for ox, oy, scale in lobes:
             d = ((xw - x - ox * radius) ** 2 + (yw - cy - oy * radius) ** 2) / (scale * radius) ** 2
             best = np.minimum(best, d)
-        edge = best + 0.25 * c.noise(r, grain=0.5, fine=0.7)
+        edge = best + c.noise(r, fine=0.08, blotch=0.3)
         shape = edge < 1.0
         height_in = np.clip((cy + radius - yw) / (2 * radius), 0, 1)
         tone = _leaves(c, r, height_in, 0.85 + 0.25 * s.sun)
@@ -780,16 +823,33 @@ def _static_drawer(rng, x, z):
     return draw
 
 
-def _person_shape(xw, yw, x, size, stride):
-    """Mask of a standing person (legs, torso, arms, head) and its parts, in world metres."""
-    dx = xw - x
-    head_y = size * 0.93
-    head = (dx / (size * 0.065)) ** 2 + ((yw - head_y) / (size * 0.075)) ** 2 < 1
-    torso = (np.abs(dx) < size * 0.12) & (yw > size * 0.48) & (yw < size * 0.83)
-    shoulders = (np.abs(dx) < size * 0.135 - (yw - size * 0.8).clip(0) * 1.5) & (yw > size * 0.6) & (yw < size * 0.84)
-    arms = (np.abs(np.abs(dx) - size * 0.15) < size * 0.035) & (yw > size * 0.42) & (yw < size * 0.8)
-    legs = (np.abs(np.abs(dx - stride * (yw - size * 0.48) * 0.0) - size * 0.055) < size * 0.045 + stride * (size * 0.48 - yw) * 0.1) & (yw < size * 0.5)
-    return head, torso | shoulders | arms, legs
+def _person_parts(dx, yw, size: float, stride: float, sleeves: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Part index per pixel of a person seen from the front (0 none, 1 skin, 2 hair, 3 top, 4 legs,
+    5 shoes), and a 0..1 roundness shading; dx, yw in metres from the feet's centre."""
+    s = size
+    head = (dx / (0.062 * s)) ** 2 + ((yw - 0.935 * s) / (0.068 * s)) ** 2 < 1
+    hair = head & ((yw > 0.95 * s) | (np.abs(dx) > 0.045 * s) & (yw > 0.9 * s))
+    neck = (np.abs(dx) < 0.03 * s) & (yw > 0.84 * s) & (yw < 0.88 * s)
+    shoulder = 0.125 * s - np.clip(yw - 0.82 * s, 0, None) * 1.8
+    torso_half = np.where(yw > 0.7 * s, shoulder, 0.105 * s + (yw - 0.52 * s) * (0.02 / 0.18))
+    torso = (np.abs(dx) < torso_half) & (yw > 0.5 * s) & (yw < 0.855 * s)
+    arm_x = np.abs(dx) - 0.15 * s
+    arms = (np.abs(arm_x) < 0.032 * s) & (yw > 0.47 * s) & (yw < 0.83 * s - np.abs(arm_x))
+    hands = (np.abs(arm_x) < 0.028 * s) & (yw > 0.42 * s) & (yw <= 0.47 * s)
+    gap = 0.012 * s + stride * 0.02 * s * (0.52 * s - yw) / (0.52 * s)
+    legs = (np.abs(dx) > gap) & (np.abs(dx) < 0.1 * s) & (yw > 0.0) & (yw < 0.53 * s)
+    legs &= np.abs(np.abs(dx) - 0.055 * s) < 0.045 * s + 0.01 * s * (yw / (0.53 * s))
+    shoes = legs & (yw < 0.035 * s)
+    part = np.zeros(np.broadcast(dx, yw).shape, np.uint8)
+    part[legs] = 4
+    part[shoes] = 5
+    part[torso | arms] = 3
+    if not sleeves:
+        part[arms & (yw <= 0.68 * s)] = 1
+    part[hands | neck | head] = 1
+    part[hair] = 2
+    round_ = np.clip(1.0 - np.abs(np.where(arms & ~torso, arm_x / (0.032 * s), dx / (0.13 * s))) ** 2 * 0.35, 0, 1)
+    return part, round_
 
 
 def _person_drawer(rng, x, z, label, instance):
@@ -799,16 +859,16 @@ def _person_drawer(rng, x, z, label, instance):
     skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 6)
     hair = _jitter(rng, [(30, 25, 20), (90, 60, 35), (160, 130, 90), (120, 120, 120)][rng.integers(4)], 6)
     stride = rng.uniform(0.0, 1.0)
+    sleeves = bool(rng.random() < 0.7)
+    palette = np.stack([skin, skin, hair, shirt, trousers, np.array([25, 22, 20], np.float32)])
 
     def draw(c: Canvas, s: Scene) -> None:
         r, xw, yw = s.camera.billboard(c, z, x - size * 0.25, x + size * 0.25, 0.0, size)
         if r is None:
             return
-        head, body, legs = _person_shape(xw, yw, x, size, stride)
-        shade = (0.85 + 0.2 * s.sun) * (1.0 + c.noise(r, grain=0.04, fine=0.05))
-        tone = np.where(body[..., None], shirt, trousers)
-        tone = np.where(head[..., None], np.where((yw > size * 0.95)[..., None], hair, skin), tone) * shade[..., None]
-        c.paint(r, head | body | legs, label, tone, z, label * 1000 + instance)
+        part, round_ = _person_parts(xw - x, yw, size, stride, sleeves)
+        shade = (0.8 + 0.25 * s.sun) * round_ * (1.0 + c.noise(r, grain=0.04, fine=0.04))
+        c.paint(r, part > 0, label, palette[part] * shade[..., None], z, label * 1000 + instance)
 
     return draw
 
@@ -852,17 +912,16 @@ def _draw_hood(c: Canvas, s: Scene) -> None:
 
 # --- the whole picture -------------------------------------------------------------------------
 def _finish(c: Canvas, s: Scene) -> np.ndarray:
-    """Aerial haze, exposure, tint, vignetting, a touch of lens blur and sensor noise -> uint8."""
-    photo = c.photo
-    depth = c.depth[..., None]
-    haze = 1.0 - np.exp(-depth / s.haze)
-    haze_color = s.sky_bottom * 0.95
-    photo = photo * (1 - haze) + haze_color * haze
-    vignette = 1.0 - 0.25 * ((c.u_all - 1.0) ** 2 * 0.5 + (c.v_all - 0.5) ** 2)
-    photo = photo * (s.exposure * vignette)[..., None] * s.tint
-    photo = 255.0 * (np.clip(photo, 0, None) / 255.0) ** 0.95
-    image = np.clip(photo + 2.0 * c.grain[..., None], 0, 255).astype(np.uint8)
-    radius = 0.35 * c.height / 256.0
+    """Aerial haze, exposure, tint, vignetting, sensor noise and a touch of lens blur -> uint8."""
+    haze = 1.0 - np.exp(-c.depth / s.haze)  # sky has depth 0: no haze
+    vignette = s.exposure * (1.0 - 0.25 * ((c.u_all - 1.0) ** 2 * 0.5 + (c.v_all - 0.5) ** 2))
+    keep = (1.0 - haze) * vignette
+    photo = c.photo * keep[..., None]
+    photo += (s.sky_bottom * 0.95) * (haze * vignette)[..., None]
+    photo *= s.tint
+    photo += 2.0 * c.grain[..., None]
+    image = np.clip(photo, 0, 255).astype(np.uint8)
+    radius = 0.22 * c.height / 256.0
     if radius >= 0.3:
         image = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)))
     return image
