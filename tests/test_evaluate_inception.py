@@ -1,5 +1,4 @@
 """The Inception loaders: a tiny TF1 GraphDef with the FID graph's node names, and Keras InceptionV3."""
-import io
 import os
 import tarfile
 
@@ -10,67 +9,9 @@ from PIL import Image
 
 from crn_tf.evaluate import inception
 from crn_tf.evaluate.features import folder_features, list_images
+from evaluate_helpers import BLOCK, EPSILON, SIZE, build_tiny_fid_graph
 
 DIMS = 2048
-SIZE = 299
-EPSILON = 0.001
-BLOCK = 13  # a 13x13 average pool before the conv keeps activations small: 299 = 23 * 13
-
-
-def _tiny_jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def build_tiny_fid_graph(rng):
-    """A GraphDef shaped like classify_image_graph_def.pb's head and tail, with random weights.
-
-    DecodeJpeg/contents -> DecodeJpeg -> Cast -> ExpandDims -> ResizeBilinear(299x299) -> Sub -> Mul ->
-    pool (13x13 average) -> conv (1x1 Conv2D, BatchNormWithGlobalNormalization, CheckNumerics, Relu) -> pool_3 (AvgPool to 1x1,
-    2048 channels) -> pool_3/_reshape ([1, 2048], as in the real graph). Returns (graph_def, weights).
-    """
-    weights = {
-        "kernel": rng.normal(0, 0.5, (1, 1, 3, DIMS)).astype(np.float32),
-        "mean": rng.normal(0, 0.1, DIMS).astype(np.float32),
-        "variance": rng.uniform(0.5, 2.0, DIMS).astype(np.float32),
-        "beta": rng.normal(0, 0.1, DIMS).astype(np.float32),
-        "gamma": rng.uniform(0.5, 1.5, DIMS).astype(np.float32),
-        "subtract": np.float32(128.0),
-        "multiply": np.float32(1.0 / 128.0),
-    }
-    graph = tf.Graph()
-    with graph.as_default():
-        contents = tf.constant(_tiny_jpeg(), name="DecodeJpeg/contents")
-        decoded = tf.raw_ops.DecodeJpeg(contents=contents, channels=3, name="DecodeJpeg")
-        cast = tf.cast(decoded, tf.float32, name="Cast")
-        expanded = tf.expand_dims(cast, 0, name="ExpandDims")
-        size = tf.constant([SIZE, SIZE], name="ResizeBilinear/size")
-        resized = tf.raw_ops.ResizeBilinear(images=expanded, size=size, name="ResizeBilinear")
-        centred = tf.subtract(resized, tf.constant(weights["subtract"], name="Sub/y"), name="Sub")
-        scaled = tf.multiply(centred, tf.constant(weights["multiply"], name="Mul/y"), name="Mul")
-        pooled = tf.nn.avg_pool2d(scaled, BLOCK, BLOCK, "VALID", name="pool")
-        conv = tf.nn.conv2d(pooled, tf.constant(weights["kernel"], name="conv/conv2d_params"), 1, "SAME", name="conv/Conv2D")
-        statistics = [
-            tf.constant(weights[key], name=f"conv/batchnorm/{name}")
-            for key, name in (("mean", "moving_mean"), ("variance", "moving_variance"), ("beta", "beta"), ("gamma", "gamma"))
-        ]
-        normed = tf.identity(conv, name="conv/batchnorm")  # replaced below by the 2015 batch-norm op
-        checked = tf.debugging.check_numerics(normed, "conv", name="conv/CheckNumerics")
-        relu = tf.nn.relu(checked, name="conv")
-        pool = tf.nn.avg_pool2d(relu, SIZE // BLOCK, SIZE // BLOCK, "VALID", name="pool_3")
-        tf.reshape(pool, [1, DIMS], name="pool_3/_reshape")
-    graph_def = graph.as_graph_def()
-    for node in graph_def.node:
-        if node.op == "ResizeBilinear":  # the 2015 graph predates this attribute (it defaults to False)
-            node.attr.pop("half_pixel_centers", None)
-        if node.name == "conv/batchnorm":  # TF refuses to build this deprecated op today, so write it
-            node.op = "BatchNormWithGlobalNormalization"
-            node.input.extend([s.op.name for s in statistics])
-            node.attr["variance_epsilon"].f = EPSILON
-            node.attr["scale_after_normalization"].b = True
-    graph_def.versions.producer = 5  # as old as the real file, so its deprecated ops are allowed
-    return graph_def, weights
 
 
 def _legacy_resize(image: np.ndarray, size: int) -> np.ndarray:
