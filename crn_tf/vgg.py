@@ -191,7 +191,7 @@ def load_matconvnet_weights(path: str) -> dict:
     if not os.path.isfile(path):
         raise VGGWeightsError(f"{path}: no such VGG-19 weights file")
     try:
-        data = scipy.io.loadmat(path)
+        data = scipy.io.loadmat(path, variable_names=["layers"])  # skip meta/classes
     except Exception as error:
         raise VGGWeightsError(
             f"{path}: not a readable MATLAB .mat file ({type(error).__name__}: {error})"
