@@ -112,6 +112,24 @@ def _batches(dataset, examples, label_set):
         yield batch
 
 
+def _find_layouts(labels, split: str, images_dir):
+    """The layouts of `labels` with their photos where present (`crn_tf.data.discover`).
+
+    Unlike training, a photo without a label is no problem here (photos are only shown on the
+    page), so a photo folder may hold more than the layouts asked for.
+    """
+    from crn_tf.data import DataError
+    from crn_tf.data.sources import discover, summarize
+
+    discovery = discover(labels, split=split, images="optional", images_dir=images_dir)
+    errors = [p for p in discovery.problems if p.severity == "error" and p.kind != "missing-label"]
+    if errors:
+        raise DataError(summarize(errors, discovery.root))
+    if not discovery.examples:
+        raise DataError(f"{discovery.root}: no label files found")
+    return discovery.examples
+
+
 def synthesize_folder(
     model,
     labels,
@@ -142,7 +160,7 @@ def synthesize_folder(
 
     Raises crn_tf.data.DataError naming the file for missing, unreadable or unknown-valued inputs.
     """
-    from crn_tf.data import find_examples, make_layout_dataset, probe, read_image
+    from crn_tf.data import make_layout_dataset, probe, read_image
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -151,7 +169,7 @@ def synthesize_folder(
     if label_set is None:
         from crn_tf.labels import CITYSCAPES as label_set
     out_dir = os.fspath(out_dir)
-    examples = find_examples(labels, split=split, label_set=label_set, images="optional", images_dir=images_dir)
+    examples = _find_layouts(labels, split, images_dir)
     num_images = int(model.num_images)
     _check_names([e.stem for e in examples], num_images)
     sizes = [probe(e.label_path).size for e in examples] if keep_size else None

@@ -1,0 +1,211 @@
+"""The demo: outputs per stem, pixels equal to the model's, the HTML page, and clear errors."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from crn_tf.demo import DEFAULT_CHECKPOINT, DEFAULT_LABELS, main, output_names, synthesize_folder
+from crn_tf.images import make_grid, to_uint8
+from crn_tf.labels import CITYSCAPES, classes_to_colors, classes_to_onehot
+from crn_tf.report_page import PageEntry, render_page
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEIGHT, WIDTH = 32, 64
+
+
+def _tiny_checkpoint(directory, num_images):
+    from crn_tf.checkpoint import load_model, save_model
+    from crn_tf.model import CRN
+
+    model = CRN(output_size=(HEIGHT, WIDTH), widths=(8, 8, 8, 8), num_images=num_images)
+    model.build()
+    kernel, bias = model.output_conv.get_weights()
+    model.output_conv.set_weights([kernel * 4.0, bias])  # spread pixels over 0..255
+    save_model(model, directory)
+    return load_model(directory)
+
+
+@pytest.fixture(scope="module")
+def k1(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("k1") / "checkpoint"
+    return str(directory), _tiny_checkpoint(directory, 1)
+
+
+@pytest.fixture(scope="module")
+def k9(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("k9") / "checkpoint"
+    return str(directory), _tiny_checkpoint(directory, 9)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    """A synthetic Cityscapes tree at the tiny model's size: gtFine/val labelIds + leftImg8bit photos."""
+    from crn_tf.data.synthetic import write_synthetic_city
+
+    root = tmp_path_factory.mktemp("city")
+    stems = write_synthetic_city(root, 0, 3, size=(HEIGHT, WIDTH), instances=False)
+    return str(root), stems
+
+
+def _read(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _label_ids(root, stem):
+    city = stem.rsplit("_", 2)[0]
+    return _read_gray(os.path.join(root, "gtFine", "val", city, f"{stem}_gtFine_labelIds.png"))
+
+
+def _read_gray(path):
+    return np.asarray(Image.open(path))
+
+
+def _expected(model, classes):
+    """The images the demo must write for class indices [H, W]: the model's output, rounded."""
+    return to_uint8(model(classes_to_onehot(classes[None], model.num_classes)).numpy()[0])
+
+
+def test_output_names():
+    assert output_names("a", 1) == ["a.png"]
+    assert output_names("a", 3) == ["a.png", "a_1.png", "a_2.png", "a_grid.png"]
+
+
+def test_cityscapes_tree_pixels_match_model(k1, city, tmp_path, capsys):
+    from crn_tf.labels import ids_to_classes
+
+    checkpoint, model = k1
+    root, stems = city
+    out = tmp_path / "out"
+    assert main(["--checkpoint", checkpoint, "--labels", root, "--out", str(out), "--batch-size", "2"]) == 0
+    printed = capsys.readouterr()
+    assert str(out) in printed.out and "index.html" in printed.out
+    assert "3/3" in printed.err  # the progress bar reached the end
+    for stem in stems:
+        written = _read(out / f"{stem}.png")
+        classes = ids_to_classes(_label_ids(root, stem), CITYSCAPES)
+        expected = _expected(model, classes)[0]
+        assert written.shape == (HEIGHT, WIDTH, 3)
+        assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1
+        assert (written == expected).mean() > 0.99  # rounded half up, not truncated
+        np.testing.assert_array_equal(_read(out / "page" / f"{stem}_layout.png"), classes_to_colors(classes))
+        assert (out / "page" / f"{stem}_real.jpg").is_file()  # the photo from leftImg8bit
+        assert not (out / f"{stem}_1.png").exists()  # k = 1: no extra images, no grid
+    page = (out / "index.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) == 3 * len(stems)  # layout, image, real photo per stem
+    assert all((out / src).is_file() for src in sources)
+
+
+def test_label_folder_k9_writes_all_images_and_grid(k9, city, tmp_path):
+    checkpoint, model = k9
+    root, stems = city
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    city_name = stems[0].rsplit("_", 2)[0]
+    for stem in stems[:2]:  # the release's format: colour PNGs named by stem
+        colors = _read(os.path.join(root, "gtFine", "val", city_name, f"{stem}_gtFine_color.png"))
+        Image.fromarray(colors).save(folder / f"{stem}.png")
+    out = tmp_path / "out"
+    photos = os.path.join(root, "leftImg8bit", "val", city_name)
+    result = synthesize_folder(model, str(folder), out, images_dir=photos, batch_size=4, progress=False)
+    assert result.num_layouts == 2 and result.num_images == 9
+    stem = stems[0]
+    from crn_tf.labels import colors_to_classes
+
+    classes = colors_to_classes(_read(folder / f"{stem}.png"), CITYSCAPES)
+    expected = _expected(model, classes)
+    images = np.stack([_read(out / name) for name in output_names(stem, 9)[:9]])
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1
+    assert (images == expected).mean() > 0.99
+    grid = _read(out / f"{stem}_grid.png")
+    assert grid.shape == (3 * HEIGHT, 3 * WIDTH, 3)
+    np.testing.assert_array_equal(grid, make_grid(images))
+    assert not (out / f"{stem}_9.png").exists()
+    page = (out / "index.html").read_text()
+    assert page.count(f"{stem}_8.png") == 2  # link and img of the last image
+    assert f"page/{stem}_real.jpg" in page
+
+
+def test_keep_size_and_single_file(k1, tmp_path):
+    _, model = k1
+    classes = np.zeros((50, 70), np.uint8)  # any size: resized (nearest) to 32x64, output back to 50x70
+    classes[25:] = 13
+    label = tmp_path / "odd.png"
+    Image.fromarray(classes_to_colors(classes)).save(label)
+    synthesize_folder(model, str(label), tmp_path / "kept", keep_size=True, progress=False)
+    assert Image.open(tmp_path / "kept" / "odd.png").size == (70, 50)
+    assert Image.open(tmp_path / "kept" / "page" / "odd_layout.png").size == (70, 50)
+    synthesize_folder(model, str(tmp_path / "*.png"), tmp_path / "model_size", progress=False)
+    assert Image.open(tmp_path / "model_size" / "odd.png").size == (WIDTH, HEIGHT)
+
+
+def _error(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if not line.startswith("synthesizing")]
+    assert code == 1, err
+    assert len(lines) == 1 and lines[0].startswith("crn-demo: error:") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_bad_inputs_are_one_line_errors(k1, tmp_path, capsys):
+    checkpoint, _ = k1
+    out = str(tmp_path / "out")
+    message = _error(["--checkpoint", str(tmp_path / "missing"), "--labels", str(tmp_path), "--out", out], capsys)
+    assert "missing" in message and "checkpoint" in message
+
+    weird = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    weird[:2, :3] = (1, 2, 3)
+    Image.fromarray(weird).save(tmp_path / "weird.png")
+    message = _error(["--checkpoint", checkpoint, "--labels", str(tmp_path / "weird.png"), "--out", out], capsys)
+    assert "weird.png" in message and "(1,2,3) (6 pixels)" in message
+
+    (tmp_path / "notes.png").write_text("not an image")
+    message = _error(["--checkpoint", checkpoint, "--labels", str(tmp_path / "notes.png"), "--out", out], capsys)
+    assert "notes.png" in message and "not a readable" in message
+
+    (tmp_path / "empty").mkdir()
+    message = _error(["--checkpoint", checkpoint, "--labels", str(tmp_path / "empty"), "--out", out], capsys)
+    assert "empty" in message
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--mixed-precision", "fp8"])
+    assert exit_info.value.code == 2
+
+
+def test_colliding_output_names_are_refused(k9, tmp_path, capsys):
+    checkpoint, _ = k9
+    for stem in ("a", "a_1"):
+        Image.fromarray(classes_to_colors(np.zeros((HEIGHT, WIDTH), np.uint8))).save(tmp_path / f"{stem}.png")
+    message = _error(["--checkpoint", checkpoint, "--labels", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    assert "a_1.png" in message
+
+
+def test_page_escapes_and_omits_empty_reference_column():
+    page = render_page([PageEntry("x<y>", "page/x<y>_layout.png", ("x<y>.png",))], title="t & u")
+    assert "x&lt;y&gt;" in page and "<y>" not in page and "t &amp; u" in page
+    assert "real photo" not in page
+    page = render_page([PageEntry("a", "l.png", ("a.png",), "r a.jpg"), PageEntry("b", "l2.png", ("b.png",))])
+    assert "real photo" in page and 'src="r%20a.jpg"' in page
+
+
+@pytest.mark.slow
+def test_no_argument_demo_in_subprocess(tmp_path):
+    assert os.path.isdir(DEFAULT_CHECKPOINT), "the shipped demo checkpoint is missing"
+    assert os.path.isdir(DEFAULT_LABELS), "the sample layouts are missing"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, os.path.join(REPO, "demo.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "results" / "demo"
+    assert str(os.path.join("results", "demo")) in done.stdout
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs and (out / "index.html").is_file()
+    page = (out / "index.html").read_text()
+    assert all((out / src).is_file() for src in re.findall(r'src="([^"]+)"', page))
+    first = _read(out / pngs[0])
+    assert first.std() > 1.0  # a picture, not a constant
