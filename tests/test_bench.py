@@ -1,0 +1,99 @@
+"""The benchmark's FLOP counts (against hand computation), its helpers and its CLI (no timing assertions)."""
+import json
+
+import pytest
+
+from crn_tf import bench, flops
+from crn_tf.model import CRN
+
+
+def test_generator_flops_by_hand():
+    # 2 modules at 4x8 and 8x16, widths 6 and 5, 3 classes + void = 4 channels, k = 2.
+    model = CRN(output_size=(8, 16), num_classes=3, num_images=2, widths=(6, 5))
+    expected = (
+        2 * 4 * 8 * 9 * 4 * 6  # g_4/conv1: layout (4 ch) -> 6
+        + 2 * 4 * 8 * 9 * 6 * 6  # g_4/conv2
+        + 2 * 8 * 16 * 9 * (6 + 4) * 5  # g_8/conv1: [upsampled 6 + layout 4] -> 5
+        + 2 * 8 * 16 * 9 * 5 * 5  # g_8/conv2
+        + 2 * 8 * 16 * 1 * 5 * 6  # g_8/conv100: 1x1, 5 -> 3k = 6
+    )
+    assert flops.generator_flops(model) == expected
+    names = [c.name for c in flops.model_convs(model)]
+    assert names == ["g_4/conv1", "g_4/conv2", "g_8/conv1", "g_8/conv2", "g_8/conv100"]
+
+
+def test_vgg_flops_by_hand_and_against_the_vgg_module():
+    from crn_tf.vgg import CONV_LAYERS
+
+    convs = flops.vgg19_convs(32, 64)
+    assert [c.name.split("/")[1] for c in convs] == [name for name, _, _ in CONV_LAYERS]
+    assert [c.out_channels for c in convs] == [filters for _, _, filters in CONV_LAYERS]
+    assert flops.vgg19_flops(32, 64, "conv1_2") == 2 * 32 * 64 * 9 * (3 * 64 + 64 * 64)
+    assert flops.vgg19_flops(32, 64, "conv2_1") - flops.vgg19_flops(32, 64, "conv1_2") == 2 * 16 * 32 * 9 * 64 * 128
+    # SAME average pooling rounds odd sizes up: 6x10 -> 3x5 -> 2x3.
+    conv3_1 = flops.vgg19_convs(6, 10, "conv3_1")[-1]
+    assert (conv3_1.height, conv3_1.width) == (2, 3)
+    with pytest.raises(ValueError, match="unknown VGG-19 layer"):
+        flops.vgg19_convs(32, 64, "fc6")
+
+
+def test_train_step_flops_composition():
+    model = CRN(output_size=(32, 64), num_images=3, widths=(4, 4, 4, 4))
+    step = flops.train_step_flops(model)
+    forward = flops.generator_flops(model)
+    first = flops.model_convs(model)[0].flops
+    vgg = flops.vgg19_flops(32, 64)
+    assert step.generator_forward == forward
+    assert step.generator_backward == 2 * forward - first
+    assert step.vgg_forward == 4 * vgg  # k fakes + the real image
+    assert step.vgg_backward == 3 * vgg  # into the k fakes only
+    assert step.total == sum(v for k, v in step.as_dict().items() if k != "total")
+
+
+def test_paper_256p_flops():
+    model = CRN.from_preset("256p")
+    # 2.15 TFLOP per forward; the 256x512 modules (d = 512, input 512 + 20) are the largest part.
+    assert 2.14e12 < flops.generator_flops(model) < 2.16e12
+    assert 8.2e12 < flops.train_step_flops(model).total < 8.4e12
+
+
+def test_bf16_path_from_flags():
+    assert bench.bf16_path({"amx_bf16", "avx512_bf16"}).startswith("AMX")
+    assert bench.bf16_path({"avx512_bf16", "avx512f"}) == "AVX-512 BF16 only (no AMX)"
+    assert bench.bf16_path({"avx2"}).startswith("none")
+
+
+def test_summarize_times():
+    summary = bench.summarize_times([2.0, 1.0, 4.0])
+    assert summary["median_s"] == 2.0 and summary["min_s"] == 1.0 and summary["max_s"] == 4.0
+    assert summary["spread"] == pytest.approx(1.5)
+
+
+@pytest.mark.slow
+def test_cli_json_on_a_tiny_config(capsys):
+    code = bench.main([
+        "--size", "32x64", "--width-multiplier", "0.0078125", "--num-images", "2", "--mode", "both",
+        "--runs", "2", "--warmup", "0", "--peak", "quick", "--peak-runs", "1", "--no-isolate", "--json",
+    ])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    machine = report["machine"]
+    for key in ("device", "cpu_bf16_path", "tensorflow", "intra_op_threads", "precision_policy"):
+        assert key in machine
+    assert report["peak"]["conv_peak_tflops"] > 0 and report["peak"]["matmul_peak_tflops"] > 0
+    generator, train = report["generator"], report["train"]
+    model = CRN(output_size=(32, 64), num_images=2, widths=generator["model"]["widths"])
+    assert generator["flops_per_layout"] == flops.generator_flops(model)
+    assert train["flops_per_layout"] == flops.train_step_flops(model).total
+    for result in (generator, train):
+        assert len(result["times_s"]) == 2 and result["min_s"] <= result["median_s"] <= result["max_s"]
+        assert result["peak_rss_bytes"] > 0 and result["traces"] == 1
+        assert result["utilisation_of_conv_peak"] > 0
+    assert generator["images_per_s"] == pytest.approx(2 * generator["layouts_per_s"])
+
+
+def test_cli_rejects_bad_options(capsys):
+    assert bench.main(["--precision", "int8"]) == 2
+    assert "unknown precision 'int8'" in capsys.readouterr().err
+    assert bench.main(["--mode", "train", "--low-memory"]) == 2
+    assert "--low-memory" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""The low-memory (banded) inference path equals the plain forward pass."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from crn_tf import inference
+from crn_tf.model import CRN
+from crn_tf.ops import upsample_bilinear
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("in_size,out_size", [((4, 8), (8, 16)), ((5, 7), (10, 14)), ((16, 32), (32, 64))])
+def test_upsample_rows_are_rows_of_the_full_upsample(rng, align_corners, in_size, out_size):
+    features = tf.constant(rng.normal(size=(2, *in_size, 3)).astype(np.float32))
+    full = upsample_bilinear(features, out_size, align_corners=align_corners).numpy()
+    height = out_size[0]
+    for start, stop in [(0, height), (0, 1), (0, 3), (height - 3, height), (2, 7), (height - 1, height)]:
+        part = inference.upsample_rows(features, start, stop, out_size, align_corners).numpy()
+        np.testing.assert_allclose(part, full[:, start:stop], rtol=0, atol=1e-6)
+
+
+def test_interpolation_rows_match_hand_computation():
+    # align_corners: 3 -> 5 rows, source step (3-1)/(5-1) = 0.5: rows 0, 0.5, 1, 1.5, 2.
+    lower, upper, weight = inference.interpolation_rows(3, 5, align_corners=True)
+    np.testing.assert_array_equal(lower, [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(upper, [0, 1, 1, 2, 2])
+    np.testing.assert_allclose(weight, [0, 0.5, 0, 0.5, 0])
+    # half-pixel: 2 -> 4 rows, source (y + 0.5) / 2 - 0.5: -0.25, 0.25, 0.75, 1.25.
+    lower, upper, weight = inference.interpolation_rows(2, 4, align_corners=False)
+    np.testing.assert_array_equal(lower, [0, 0, 0, 1])
+    np.testing.assert_array_equal(upper, [0, 1, 1, 1])
+    np.testing.assert_allclose(weight[1:], [0.25, 0.75, 0.25])
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    model = CRN(output_size=(64, 128), widths=(8, 8, 8, 6, 4), num_images=2)
+    model.build()
+    return model
+
+
+@pytest.fixture(scope="module")
+def layout():
+    classes = np.random.default_rng(1).integers(0, 20, size=(2, 64, 128))
+    return tf.one_hot(classes, 20)
+
+
+@pytest.mark.parametrize("band_rows", [1, 3, 7, 64])
+def test_low_memory_equals_plain_forward(small_model, layout, band_rows):
+    plain = small_model(layout).numpy()
+    banded = inference.synthesize(small_model, layout, low_memory=True, band_rows=band_rows).numpy()
+    assert banded.shape == (2, 2, 64, 128, 3)
+    np.testing.assert_allclose(banded, plain, rtol=0, atol=1e-3)
+
+
+def test_banding_chosen_by_size(small_model, layout):
+    # A tiny band budget bands every module after the first, with 1-row bands where needed.
+    plain = small_model(layout).numpy()
+    banded = inference.synthesize(small_model, layout, low_memory=True, band_bytes=4096).numpy()
+    np.testing.assert_allclose(banded, plain, rtol=0, atol=1e-3)
+    features = tf.zeros((2, 32, 64, 8))
+    assert inference.rows_per_band(features, layout, band_bytes=4096) == 1
+    assert inference.rows_per_band(features, layout, band_bytes=2 * 128 * 28 * 4 * 5) == 5
+
+
+def test_low_memory_bf16_matches_plain_bf16(layout):
+    model = CRN(output_size=(64, 128), widths=(8, 8, 8, 6, 4), dtype="mixed_bfloat16")
+    plain = model(layout).numpy()
+    banded = inference.synthesize(model, layout, low_memory=True, band_rows=5).numpy()
+    np.testing.assert_allclose(banded, plain, rtol=0, atol=1e-3)  # same bf16 ops, same rows
+
+
+def test_synthesize_plain_and_errors(small_model, layout):
+    np.testing.assert_allclose(inference.synthesize(small_model, layout).numpy(), small_model(layout).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="layout of shape"):
+        inference.synthesize(small_model, tf.zeros((1, 32, 64, 20)), low_memory=True)
+    with pytest.raises(ValueError, match="band_rows"):
+        inference.synthesize(small_model, layout, low_memory=True, band_rows=0)
