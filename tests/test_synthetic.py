@@ -208,6 +208,38 @@ def test_paired_format_ids_and_unmatched_classes(tmp_path):
         write_paired_dataset(tmp_path / "y", no_void, 1, 0, SIZE)
 
 
+def test_label_folder_matches_the_cityscapes_tree(tmp_path, city):
+    out, stems = city
+    names = synthetic.write_label_folder(tmp_path, 2, SIZE, seed=7)
+    assert names == ["street_0000", "street_0001"]
+    # Scene i of the label folder is train scene i of the Cityscapes tree with the same seed.
+    city_name, first = synthetic.cityscapes_stem("train", 0, 3)
+    label_ids = _read(out / "gtFine" / "train" / city_name / f"{first}_gtFine_labelIds.png")
+    rgb = _read(tmp_path / "labels" / "street_0000.png")
+    assert rgb.shape == SIZE + (3,)
+    np.testing.assert_array_equal(colors_to_classes(rgb, CITYSCAPES), ids_to_classes(label_ids))
+    photo = _read(out / "leftImg8bit" / "train" / city_name / f"{first}_leftImg8bit.png")
+    np.testing.assert_array_equal(_read(tmp_path / "images" / "street_0000.png"), photo)
+
+
+def test_committed_samples_are_readable_street_layouts(tmp_path):
+    for size, shape in (("64x128", (64, 128)), ("256x512", (256, 512))):
+        folder = os.path.join(REPO, "data", "samples", size)
+        stems = sorted(os.listdir(os.path.join(folder, "labels")))
+        assert len(stems) >= 4 and stems == sorted(os.listdir(os.path.join(folder, "images")))
+        for name in stems:
+            rgb = _read(os.path.join(folder, "labels", name))
+            assert rgb.shape == shape + (3,), name
+            classes = colors_to_classes(rgb, CITYSCAPES, source=name)  # only Cityscapes colours
+            assert {0, 1, 2, 10} <= set(np.unique(classes).tolist()), name  # road, sidewalk, building, sky
+            assert _read(os.path.join(folder, "images", name)).shape == shape + (3,)
+    # They are what the generator writes today (docs/synthetic.md has the command).
+    for stem in synthetic.write_label_folder(tmp_path, 4, (64, 128), seed=0, photos=False):
+        committed = _read(os.path.join(REPO, "data", "samples", "64x128", "labels", f"{stem}.png"))
+        regenerated = _read(tmp_path / "labels" / f"{stem}.png")
+        assert (committed == regenerated).all(axis=-1).mean() > 0.995, stem
+
+
 def test_cli_writes_both_formats_and_reports_errors(tmp_path, capsys):
     assert synthetic.main([str(tmp_path / "c"), "--num", "2", "--size", "16x32", "--seed", "3"]) == 0
     assert len(list((tmp_path / "c" / "leftImg8bit" / "train").rglob("*.png"))) == 2
@@ -221,6 +253,13 @@ def test_cli_writes_both_formats_and_reports_errors(tmp_path, capsys):
     assert synthetic.main([str(tmp_path / "q"), "--format", "paired", "--label-set", str(tmp_path / "none.json")]) == 1
     err = capsys.readouterr().err
     assert "none.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert synthetic.main([str(tmp_path / "f"), "--format", "label-folder", "--num", "2", "--size", "16x32"]) == 0
+    assert sorted(os.listdir(tmp_path / "f" / "labels")) == ["street_0000.png", "street_0001.png"]
+    capsys.readouterr()
+    assert synthetic.main([str(tmp_path / "g"), "--format", "label-folder", "--val", "2"]) == 1
+    assert "--val does not apply" in capsys.readouterr().err
+    assert synthetic.main([str(tmp_path / "h"), "--label-set", STREET5, "--size", "16x32"]) == 1
+    assert "--format paired only" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         synthetic.main([str(tmp_path / "r"), "--size", "256"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err

@@ -64,6 +64,9 @@ class Canvas:
         self.blotch = _smooth_noise(rng, (24, 48), height, width)
         self.fine = _smooth_noise(rng, (min(height, 128), min(width, 256)), height, width)
         self.grain = rng.standard_normal((height, width), dtype=np.float32)
+        # A small image's pixel averages many of a big one's: less grain per pixel.
+        self.grain *= np.float32(min(1.0, np.sqrt(height / 512.0)))
+        self.fine *= np.float32(min(1.0, np.sqrt(height / 128.0)))
 
     def region(self, u0: float, u1: float, v0: float, v1: float) -> Region | None:
         """The pixels whose centres may fall in [u0, u1] x [v0, v1] (clipped); None if empty."""
@@ -317,6 +320,13 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
         return instance[0]
 
     edge = {-1: scene.road_left, 1: scene.road_right}
+    gaps = {side: [(b.z0 - 1.0, b.z1 + 1.0) for b in scene.blocks[side] if b.kind == "gap"] for side in (-1, 1)}
+
+    def on_sidewalk(side: int, z: float, item) -> None:
+        """Keeps an object planned at depth z unless it would stand in a side street."""
+        if not any(z0 < z < z1 for z0, z1 in gaps[side]):
+            objects.append(item)
+
     # Parked cars along the kerb.
     for side in (-1, 1):
         if side in scene.parking or rng.random() < 0.3:
@@ -324,7 +334,7 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
             while z < 90:
                 if rng.random() < 0.65:
                     x = edge[side] - side * rng.uniform(1.1, 1.4)
-                    objects.append(_vehicle(rng, x, z, CAR, rear=True, instance=next_instance()))
+                    on_sidewalk(side, z, _vehicle(rng, x, z, CAR, rear=True, instance=next_instance()))
                 z += rng.uniform(4.8, 9.0)
     # Traffic in the lanes: ours ahead (rear view), oncoming on the left (front view).
     lane_centers = [scene.road_left + (scene.parking.get(-1, (0.0,))[0]) + scene.lane * (i + 0.5)
@@ -340,35 +350,36 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
     # Sidewalk furniture, trees and people.
     for side in (-1, 1):
         kerb = edge[side] + side * 0.45
-        outer = edge[side] + side * (scene.sidewalk[side] - 0.6)
         z = rng.uniform(4, 20)
         while z < 140:  # street lamps
-            objects.append((z, _lamp_drawer(rng, kerb, z, side)))
+            on_sidewalk(side, z, (z, _lamp_drawer(rng, kerb, z, side)))
             z += rng.uniform(22, 35)
         if rng.random() < 0.65:  # a row of trees
             z = rng.uniform(3, 12)
             spacing = rng.uniform(7, 14)
             x_tree = kerb + side * rng.uniform(0.3, 1.2)
             while z < 160:
-                objects.append((z, _tree_drawer(rng, x_tree, z)))
+                on_sidewalk(side, z, (z, _tree_drawer(rng, x_tree, z)))
                 z += spacing * rng.uniform(0.85, 1.15)
         for _ in range(int(rng.integers(0, 3))):  # signs
             z = rng.uniform(6, 60)
-            objects.append((z, _sign_drawer(rng, kerb, z)))
+            on_sidewalk(side, z, (z, _sign_drawer(rng, kerb, z)))
         for _ in range(int(rng.integers(0, 3))):  # bins and bollards: "static" void
             z = rng.uniform(5, 50)
-            objects.append((z, _static_drawer(rng, edge[side] + side * rng.uniform(0.5, 1.0), z)))
+            on_sidewalk(side, z, (z, _static_drawer(rng, edge[side] + side * rng.uniform(0.5, 1.0), z)))
         for _ in range(int(rng.integers(0, 6))):  # pedestrians
             z = rng.uniform(5, 60)
             x = edge[side] + side * rng.uniform(0.8, scene.sidewalk[side] - 0.4)
-            objects.append((z, _person_drawer(rng, x, z, PERSON, next_instance())))
+            on_sidewalk(side, z, (z, _person_drawer(rng, x, z, PERSON, next_instance())))
         if rng.random() < 0.25:  # a cyclist at the kerb
             z = rng.uniform(8, 40)
             x = edge[side] - side * 0.8
             rider, bike = next_instance(), next_instance()
             objects.append((z, _cyclist_drawer(rng, x, z, rider, bike)))
-    if rng.random() < 0.45:  # traffic lights at a junction
+    if rng.random() < 0.45:  # traffic lights, at a side street when there is one in view
         z = rng.uniform(18, 60)
+        junctions = sorted(z0 for side in (-1, 1) for z0, _ in gaps[side] if 15 < z0 < 60)
+        z = junctions[0] if junctions else z
         for side in (-1, 1):
             objects.append((z, _traffic_light_drawer(rng, edge[side] + side * 0.6, z, side, scene)))
     objects.sort(key=lambda item: -item[0])
@@ -852,7 +863,8 @@ def _person_parts(dx, yw, size: float, stride: float, sleeves: bool) -> tuple[np
     return part, round_
 
 
-def _person_drawer(rng, x, z, label, instance):
+def _person_drawer(rng, x, z, label, instance, lift: float = 0.0):
+    """A pedestrian (or, lifted onto a saddle, a rider) facing the camera at (x, z)."""
     size = rng.uniform(1.55, 1.95)
     shirt = _jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 10)
     trousers = _jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 10)
@@ -863,10 +875,10 @@ def _person_drawer(rng, x, z, label, instance):
     palette = np.stack([skin, skin, hair, shirt, trousers, np.array([25, 22, 20], np.float32)])
 
     def draw(c: Canvas, s: Scene) -> None:
-        r, xw, yw = s.camera.billboard(c, z, x - size * 0.25, x + size * 0.25, 0.0, size)
+        r, xw, yw = s.camera.billboard(c, z, x - size * 0.25, x + size * 0.25, lift, lift + size)
         if r is None:
             return
-        part, round_ = _person_parts(xw - x, yw, size, stride, sleeves)
+        part, round_ = _person_parts(xw - x, yw - lift, size, stride, sleeves)
         shade = (0.8 + 0.25 * s.sun) * round_ * (1.0 + c.noise(r, grain=0.04, fine=0.04))
         c.paint(r, part > 0, label, palette[part] * shade[..., None], z, label * 1000 + instance)
 
@@ -874,24 +886,25 @@ def _person_drawer(rng, x, z, label, instance):
 
 
 def _cyclist_drawer(rng, x, z, rider, bike):
-    person = _person_drawer(rng, x, z, RIDER, rider)
+    """A cyclist riding away from the camera: handlebar and front wheel, rider, rear wheel and rack."""
+    person = _person_drawer(rng, x, z, RIDER, rider, lift=0.3)
     frame = _jitter(rng, [(30, 30, 30), (150, 20, 20), (30, 60, 140), (200, 200, 200)][rng.integers(4)], 8)
+    code = BICYCLE * 1000 + bike
 
     def draw(c: Canvas, s: Scene) -> None:
-        # Seen from behind: a thin rear wheel, the saddle post, the rider above it.
-        r, xw, yw = s.camera.billboard(c, z + 0.3, x - 0.3, x + 0.3, 0.0, 1.1)
+        r, xw, yw = s.camera.billboard(c, z + 0.8, x - 0.32, x + 0.32, 0.0, 1.1)
         if r is not None:
-            wheel = (np.abs(xw - x) < 0.03) & (yw < 0.7)
-            bar = (np.abs(yw - 1.0) < 0.03) & (np.abs(xw - x) < 0.28)
-            c.paint(r, wheel | bar, BICYCLE, frame, z + 0.3, BICYCLE * 1000 + bike)
-        # The rider: lifted onto the saddle.
-        r, xw, yw = s.camera.billboard(c, z, x - 0.45, x + 0.45, 0.55, 2.3)
+            tyre = (np.abs(xw - x) < 0.025) & (yw < 0.68)
+            bar = (np.abs(yw - 1.02) < 0.025) & (np.abs(xw - x) < 0.3)
+            stem = (np.abs(xw - x) < 0.02) & (yw < 1.02)
+            c.paint(r, tyre | bar | stem, BICYCLE, frame, z + 0.8, code)
+        person(c, s)
+        r, xw, yw = s.camera.billboard(c, z - 0.1, x - 0.1, x + 0.1, 0.0, 0.8)
         if r is not None:
-            person(c, dataclasses.replace(s, camera=Camera(s.camera.focal, s.camera.horizon + s.camera.focal * 0.55 / z, s.camera.center)))
-        r, xw, yw = s.camera.billboard(c, z - 0.05, x - 0.3, x + 0.3, 0.0, 0.75)
-        if r is not None:
-            wheel = (np.abs(xw - x) < 0.03) & (yw < 0.7)
-            c.paint(r, wheel, BICYCLE, frame * 0.5, z - 0.05, BICYCLE * 1000 + bike)
+            tyre = (np.abs(xw - x) < 0.035) & (yw < 0.68)
+            rack = (np.abs(xw - x) < 0.09) & (yw > 0.66) & (yw < 0.76)
+            tone = np.where(tyre[..., None], np.array([25, 25, 25], np.float32), frame)
+            c.paint(r, tyre | rack, BICYCLE, tone, z - 0.1, code)
 
     return draw
 

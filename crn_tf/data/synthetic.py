@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -250,18 +250,28 @@ def write_paired_dataset(
 
 # --- label folder (the original release's demo format) ----------------------------------------------
 def write_label_folder(
-    out: str | os.PathLike, seeds: Iterable[int], size: tuple[int, int], photos: bool = True
+    out: str | os.PathLike,
+    num: int,
+    size: tuple[int, int] = (256, 512),
+    seed: int = 0,
+    photos: bool = True,
+    progress: Progress | None = None,
 ) -> list[str]:
-    """Writes `out/labels/<stem>.png` (Cityscapes colours, RGB) and `out/images/<stem>.png`, one per seed."""
+    """Writes the original release's label-folder format: `out/labels/<stem>.png` (Cityscapes
+    colours, RGB) and, with `photos`, the matching `out/images/<stem>.png`. Scenes are those of
+    the train split of `write_synthetic_city` with the same seed, so one seed gives the same
+    layouts at every size. Returns the stems."""
     size = _check_size(size)
     stems = []
-    for seed in seeds:
-        stem = f"synthcity_{int(seed):06d}"
-        photo, label_ids = render_scene(size, int(seed))
+    for _, index in _split_plan(num, 0):
+        stem = f"street_{index:04d}"
+        photo, label_ids = render_scene(size, scene_seed(seed, "train", index))
         _save_png(os.path.join(os.fspath(out), "labels", f"{stem}.png"), label_ids_to_colors(label_ids), 9)
         if photos:
             _save_png(os.path.join(os.fspath(out), "images", f"{stem}.png"), photo, 9)
         stems.append(stem)
+        if progress is not None:
+            progress(index + 1, num, stem)
     return stems
 
 
@@ -294,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val", type=int, default=None, help="validation images (default num/4, at least 1)")
     parser.add_argument("--size", type=parse_size, default=(256, 512), help="HEIGHTxWIDTH (default 256x512)")
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files (default 0)")
-    parser.add_argument("--format", choices=("cityscapes", "paired"), default="cityscapes",
-                        help="cityscapes: leftImg8bit/ + gtFine/ (default); paired: {train,val}/{images,labels}/")
+    parser.add_argument("--format", choices=("cityscapes", "paired", "label-folder"), default="cityscapes",
+                        help="cityscapes: leftImg8bit/ + gtFine/ (default); paired: {train,val}/{images,labels}/; "
+                        "label-folder: labels/ (Cityscapes colours) + images/, --num scenes, no split")
     parser.add_argument("--label-set", default=None,
                         help="paired format: label set JSON (default: Cityscapes' 19 classes)")
     parser.add_argument("--label-format", choices=("colors", "ids"), default="colors",
@@ -306,13 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    num_val = max(1, args.num // 4) if args.val is None else args.val
+    if args.format == "label-folder":
+        num_val = 0
+    else:
+        num_val = max(1, args.num // 4) if args.val is None else args.val
     try:
         if args.num < 0 or num_val < 0:
             raise ValueError(f"--num and --val must be >= 0, got {args.num} and {num_val}")
-        if args.format == "cityscapes":
-            if args.label_set is not None:
-                raise ValueError("--label-set applies to --format paired only (the Cityscapes tree uses Cityscapes ids)")
+        if args.format == "label-folder" and args.val:
+            raise ValueError("--val does not apply to --format label-folder (it has no splits)")
+        if args.format != "paired" and args.label_set is not None:
+            raise ValueError("--label-set applies to --format paired only (the other formats use Cityscapes)")
+        if args.format == "label-folder":
+            stems = write_label_folder(args.out, args.num, args.size, args.seed, progress=_print_progress)
+        elif args.format == "cityscapes":
             stems = write_synthetic_city(args.out, args.num, num_val, args.size, args.seed,
                                          instances=not args.no_instances, progress=_print_progress)
         else:
