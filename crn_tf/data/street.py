@@ -18,18 +18,14 @@ from PIL import Image, ImageFilter
 
 # Cityscapes label ids used here (the full table lives in crn_tf.data.synthetic).
 UNLABELED, EGO_VEHICLE, STATIC, DYNAMIC, GROUND = 0, 1, 4, 5, 6
-ROAD, SIDEWALK, PARKING = 7, 8, 9
+ROAD, SIDEWALK, PARKING, RAIL_TRACK = 7, 8, 9, 10
 BUILDING, WALL, FENCE = 11, 12, 13
 POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = 17, 19, 20
 VEGETATION, TERRAIN, SKY = 21, 22, 23
-PERSON, RIDER, CAR, TRUCK, BUS, BICYCLE = 24, 25, 26, 27, 28, 33
+PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE = 24, 25, 26, 27, 28, 31, 32, 33
 
 CAMERA_HEIGHT = 1.3
 FAR = 1.0e4
-
-
-def _rgb(*values: float) -> np.ndarray:
-    return np.array(values, dtype=np.float32)
 
 
 # --- the canvas -----------------------------------------------------------------------------
@@ -218,6 +214,7 @@ class Scene:
     hood: float
     tint: np.ndarray
     exposure: float
+    tracks: float | None = None  # X of a tram track's centre line
 
 
 _FACADE_COLORS = [
@@ -285,7 +282,12 @@ def plan_scene(seed: int) -> Scene:
         scene.end_wall = _plan_blocks(rng, far + 40)[0]
         scene.end_wall.z0 = far
         scene.end_wall.height = rng.uniform(12, 30)
-    _plan_objects(rng, scene)
+    # Rarer sights come from a second stream, so adding them left the other scenes as they were.
+    extra = np.random.default_rng([int(seed), 0x7A3])
+    if extra.random() < 0.25:
+        track_lane = (num_lanes - 1) // 2  # the middle lane, or the one left of the middle
+        scene.tracks = float(road_left + (parking[-1][0] if -1 in parking else 0.0) + lane * (track_lane + 0.5))
+    _plan_objects(rng, extra, scene)
     return scene
 
 
@@ -311,7 +313,8 @@ def _plan_blocks(rng: np.random.Generator, far: float) -> list[Block]:
     return blocks
 
 
-def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
+def _plan_objects(rng: np.random.Generator, extra: np.random.Generator, scene: Scene) -> None:
+    """Vehicles, street furniture, trees and people, sorted far to near."""
     objects = scene.objects
     instance = [0]
 
@@ -339,14 +342,25 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
     # Traffic in the lanes: ours ahead (rear view), oncoming on the left (front view).
     lane_centers = [scene.road_left + (scene.parking.get(-1, (0.0,))[0]) + scene.lane * (i + 0.5)
                     for i in range(len(scene.lanes) + 1)]
+    tram = None
+    if scene.tracks is not None and extra.random() < 0.8:
+        tram = (scene.tracks, float(extra.uniform(16, 60)))
+        objects.append(_vehicle(extra, tram[0], tram[1], TRAIN, rear=tram[0] >= -scene.lane * 0.5, instance=next_instance()))
     for x in lane_centers:
         oncoming = x < -scene.lane * 0.5 and len(lane_centers) > 1
         z = rng.uniform(7, 30) if abs(x) > scene.lane * 0.5 else rng.uniform(14, 40)
         while z < 120:
             if rng.random() < 0.5:
                 label = int(rng.choice([CAR, CAR, CAR, CAR, TRUCK, BUS]))
-                objects.append(_vehicle(rng, x + rng.uniform(-0.3, 0.3), z, label, rear=not oncoming, instance=next_instance()))
+                vehicle = _vehicle(rng, x + rng.uniform(-0.3, 0.3), z, label, rear=not oncoming, instance=next_instance())
+                if tram is None or abs(x - tram[0]) > 1.0 or not tram[1] - 14 < z < tram[1] + 32:
+                    objects.append(vehicle)
             z += rng.uniform(12, 35)
+    if extra.random() < 0.2:  # a motorcyclist in a lane
+        x = lane_centers[int(extra.integers(len(lane_centers)))] + extra.uniform(-0.6, 0.6)
+        z = float(extra.uniform(9, 45))
+        rider, bike = next_instance(), next_instance()
+        objects.append((z, _rider_drawer(extra, x, z, rider, bike, MOTORCYCLE)))
     # Sidewalk furniture, trees and people.
     for side in (-1, 1):
         kerb = edge[side] + side * 0.45
@@ -375,13 +389,13 @@ def _plan_objects(rng: np.random.Generator, scene: Scene) -> None:
             z = rng.uniform(8, 40)
             x = edge[side] - side * 0.8
             rider, bike = next_instance(), next_instance()
-            objects.append((z, _cyclist_drawer(rng, x, z, rider, bike)))
+            objects.append((z, _rider_drawer(rng, x, z, rider, bike, BICYCLE)))
     if rng.random() < 0.45:  # traffic lights, at a side street when there is one in view
         z = rng.uniform(18, 60)
         junctions = sorted(z0 for side in (-1, 1) for z0, _ in gaps[side] if 15 < z0 < 60)
         z = junctions[0] if junctions else z
         for side in (-1, 1):
-            objects.append((z, _traffic_light_drawer(rng, edge[side] + side * 0.6, z, side, scene)))
+            objects.append((z, _traffic_light_drawer(rng, edge[side] + side * 0.6, z, side)))
     objects.sort(key=lambda item: -item[0])
 
 
@@ -412,6 +426,7 @@ _GROUND = {
     "vegetation": (VEGETATION, (60, 95, 40), (0.2, 0.3, 0.1)),
     "ground": (GROUND, (130, 115, 95), (0.12, 0.1, 0.1)),
     "side_street": (ROAD, None, (0.05, 0.05, 0.06)),
+    "rail": (RAIL_TRACK, (85, 82, 80), (0.1, 0.12, 0.05)),
 }
 _MATERIAL = {name: i for i, name in enumerate(_GROUND)}
 _VERGE_MATERIAL = {TERRAIN: "terrain", VEGETATION: "vegetation", GROUND: "ground", SIDEWALK: "sidewalk"}
@@ -459,6 +474,10 @@ def _draw_ground(c: Canvas, s: Scene) -> None:
     joints = (np.mod(x, 0.5) < 0.04) | (np.mod(z, 0.5) < 0.04)
     joints = joints * (np.clip(0.1 / pixel_x, 0, 1) * np.clip(0.25 / pixel_z, 0, 1))
     light *= 1.0 - 0.2 * joints * (material == _MATERIAL["sidewalk"])
+    track = None
+    if s.tracks is not None:  # a tram track: cobbles between and beside the rails ("rail track", void)
+        track = (np.abs(x - s.tracks) < 1.25) & (material == _MATERIAL["asphalt"])
+        material[track] = _MATERIAL["rail"]
     # Colour = base x light x (1 + noise), all materials at once through lookup tables.
     names = list(_GROUND)
     bases = np.array([_GROUND[n][1] if _GROUND[n][1] is not None else
@@ -469,6 +488,11 @@ def _draw_ground(c: Canvas, s: Scene) -> None:
     noise = (weights[:, 0][material] * c.grain[r.ys, r.xs] + weights[:, 1][material] * c.fine[r.ys, r.xs]
              + weights[:, 2][material] * c.blotch[r.ys, r.xs])
     color = bases[material] * (light * (1.0 + noise))[..., None]
+    if track is not None:
+        rails = np.abs(np.abs(x - s.tracks) - 0.72) < np.maximum(0.05, 0.5 * pixel_x)
+        rails = rails * (np.clip(0.1 / pixel_x, 0, 1) * track)
+        shine = rails > 0
+        color[shine] += (np.array([185, 185, 190], np.float32) - color[shine]) * rails[shine][:, None]
     # Lane markings: dashed dividers, solid edge lines, sometimes a zebra crossing.
     road_start = s.road_left + s.parking.get(-1, (0.0,))[0]
     lane_pos = (x - road_start) / s.lane
@@ -619,8 +643,10 @@ def _vehicle(rng: np.random.Generator, x: float, z: float, label: int, rear: boo
     if label == BUS:
         width, length, height, body = 2.55, 12.0, 3.2, 3.2
     elif label == TRUCK:
-        width, length, height, body = 2.5, rng.uniform(6.5, 9.0), rng.uniform(2.8, 3.6), 0.0
+        width, length, height = 2.5, rng.uniform(6.5, 9.0), rng.uniform(2.8, 3.6)
         body = height
+    elif label == TRAIN:  # a tram
+        width, length, height, body = 2.4, 28.0, 3.4, 3.4
     else:
         width, length, height = rng.uniform(1.7, 1.9), rng.uniform(3.9, 4.8), rng.uniform(1.4, 1.6)
         body = height * rng.uniform(0.55, 0.65)
@@ -629,6 +655,8 @@ def _vehicle(rng: np.random.Generator, x: float, z: float, label: int, rear: boo
         paint = _jitter(rng, [(230, 200, 40), (200, 40, 40), (230, 230, 230), (40, 90, 160)][rng.integers(4)], 8)
     if label == TRUCK:
         paint = _jitter(rng, [(230, 230, 230), (200, 200, 190), (60, 80, 120), (150, 40, 30)][rng.integers(4)], 8)
+    if label == TRAIN:
+        paint = _jitter(rng, [(235, 225, 200), (220, 200, 40), (200, 30, 35), (230, 230, 235)][rng.integers(4)], 6)
 
     def draw(c: Canvas, s: Scene) -> None:
         _draw_vehicle(c, s, x, z, width, length, height, body, paint, label, rear, instance)
@@ -662,7 +690,7 @@ def _draw_vehicle(c, s, xc, z0, width, length, height, body, paint, label, rear,
             if body < height:
                 glass = (y > body + 0.05) & (y < top - 0.08)
             else:
-                glass = (y > height * 0.45) & (y < height * 0.85) & (np.mod(z - z0, 1.6) > 0.15) & (label == BUS)
+                glass = (y > height * 0.45) & (y < height * 0.85) & (np.mod(z - z0, 1.6) > 0.15) & (label in (BUS, TRAIN))
             tone = np.where(glass[..., None], np.array([40, 45, 55], np.float32), tone)
             tone = np.where(wheels[..., None], np.array([25, 25, 25], np.float32), tone)
             c.paint(r, inside | wheels, label, tone, z, code)
@@ -682,7 +710,7 @@ def _draw_vehicle(c, s, xc, z0, width, length, height, body, paint, label, rear,
         glass = (yw > body + 0.06) & (yw < height - 0.07) & (lateral < taper - 0.07)
     else:
         shape = (lateral < half) & (yw < height)
-        glass = (yw > height * 0.5) & (yw < height * 0.88) & (lateral < half - 0.12) & (label == BUS or not rear)
+        glass = (yw > height * 0.5) & (yw < height * 0.88) & (lateral < half - 0.12) & (label in (BUS, TRAIN) or not rear)
     wheel = (yw < 0.35) & (lateral > half - 0.35) & (lateral < half - 0.08)
     shape = (shape & (yw >= 0.25)) | wheel
     tone = _textured(paint, light, c.noise(r, grain=0.02, blotch=0.03))
@@ -722,7 +750,7 @@ def _draw_pole(c: Canvas, s: Scene, x: float, z: float, height: float, radius: f
     r, xw, yw = s.camera.billboard(c, z, x - radius, x + radius, 0.0, height)
     if r is None:
         return
-    rounded = 1.0 - 0.45 * ((xw - x) / radius) ** 2 * (1 if s.sun_side > 0 else 1)
+    rounded = 1.0 - 0.45 * ((xw - x) / radius) ** 2  # a cylinder, darker at its edges
     light = 0.8 + 0.3 * s.sun * np.sign(s.sun_side * (xw - x) + 1e-6)
     tone = _textured(color, rounded * light, c.noise(r, grain=0.03))
     c.paint(r, True, POLE, tone, z)
@@ -763,7 +791,7 @@ def _sign_drawer(rng, x, z):
     return draw
 
 
-def _traffic_light_drawer(rng, x, z, side, scene):
+def _traffic_light_drawer(rng, x, z, side):
     lit = int(rng.integers(0, 3))
     overhead = bool(rng.random() < 0.5)
 
@@ -885,26 +913,34 @@ def _person_drawer(rng, x, z, label, instance, lift: float = 0.0):
     return draw
 
 
-def _cyclist_drawer(rng, x, z, rider, bike):
-    """A cyclist riding away from the camera: handlebar and front wheel, rider, rear wheel and rack."""
-    person = _person_drawer(rng, x, z, RIDER, rider, lift=0.3)
+def _rider_drawer(rng, x, z, rider, bike, label):
+    """A cyclist or motorcyclist riding away from the camera: handlebar, rider, rear wheel and body."""
+    motor = label == MOTORCYCLE
+    person = _person_drawer(rng, x, z, RIDER, rider, lift=0.45 if motor else 0.3)
     frame = _jitter(rng, [(30, 30, 30), (150, 20, 20), (30, 60, 140), (200, 200, 200)][rng.integers(4)], 8)
-    code = BICYCLE * 1000 + bike
+    code = label * 1000 + bike
 
     def draw(c: Canvas, s: Scene) -> None:
-        r, xw, yw = s.camera.billboard(c, z + 0.8, x - 0.32, x + 0.32, 0.0, 1.1)
+        r, xw, yw = s.camera.billboard(c, z + 0.8, x - 0.4, x + 0.4, 0.0, 1.15)
         if r is not None:
-            tyre = (np.abs(xw - x) < 0.025) & (yw < 0.68)
-            bar = (np.abs(yw - 1.02) < 0.025) & (np.abs(xw - x) < 0.3)
+            tyre = (np.abs(xw - x) < (0.06 if motor else 0.025)) & (yw < 0.68)
+            bar = (np.abs(yw - (1.1 if motor else 1.02)) < 0.025) & (np.abs(xw - x) < (0.38 if motor else 0.3))
             stem = (np.abs(xw - x) < 0.02) & (yw < 1.02)
-            c.paint(r, tyre | bar | stem, BICYCLE, frame, z + 0.8, code)
+            c.paint(r, tyre | bar | stem, label, frame, z + 0.8, code)
         person(c, s)
-        r, xw, yw = s.camera.billboard(c, z - 0.1, x - 0.1, x + 0.1, 0.0, 0.8)
+        r, xw, yw = s.camera.billboard(c, z - 0.1, x - 0.3, x + 0.3, 0.0, 0.95)
         if r is not None:
-            tyre = (np.abs(xw - x) < 0.035) & (yw < 0.68)
-            rack = (np.abs(xw - x) < 0.09) & (yw > 0.66) & (yw < 0.76)
+            lateral = np.abs(xw - x)
+            tyre = (lateral < (0.07 if motor else 0.035)) & (yw < (0.62 if motor else 0.68))
+            if motor:
+                body = (lateral < 0.24 - 0.1 * np.clip((yw - 0.75) / 0.2, 0, 1)) & (yw > 0.4) & (yw < 0.95)
+                light = (lateral < 0.08) & (yw > 0.7) & (yw < 0.78)
+            else:
+                body = (lateral < 0.09) & (yw > 0.66) & (yw < 0.76)  # the rack
+                light = np.zeros_like(body)
             tone = np.where(tyre[..., None], np.array([25, 25, 25], np.float32), frame)
-            c.paint(r, tyre | rack, BICYCLE, tone, z - 0.1, code)
+            tone = np.where(light[..., None], np.array([210, 30, 25], np.float32), tone)
+            c.paint(r, tyre | body, label, tone, z - 0.1, code)
 
     return draw
 
