@@ -13,6 +13,7 @@ import os
 import sys
 from typing import IO
 
+import keras
 import tensorflow as tf
 
 from crn_tf.labels import LabelSet, resolve_label_set
@@ -39,6 +40,7 @@ class TrainResult:
     model_dir: str | None
     fit: FitResult
     resumed_from: int | None
+    trainer: CRNTrainer  # the model, loss and optimizer as they ended
 
 
 def ensure_synthetic_city(path: str = SMOKE_DATA, stream: IO[str] | None = None) -> str:
@@ -124,6 +126,7 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
           f"{data.steps_per_epoch} steps per epoch at batch size {options.batch_size}", file=stream)
 
     # === Model, loss, optimizer, checkpoint: all in the strategy's scope ===
+    keras.utils.set_random_seed(options.seed)  # the same initial weights on every worker and every run
     with strategy.scope():
         model = build_model(options.preset, label_set.num_classes, size=options.size,
                             width_multiplier=options.width_multiplier, num_images=options.num_images,
@@ -185,4 +188,4 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
                   else f"done: {result.step} steps", file=stream)
         labels, split = (options.val_data, options.val_split) if options.val_data else (options.data, options.split)
         print(f"model checkpoint: {model_dir}\ntry it: {demo_command(run_dir, labels, split)}", file=stream)
-    return TrainResult(run_dir, model_dir if chief else None, result, resumed_from)
+    return TrainResult(run_dir, model_dir if chief else None, result, resumed_from, trainer)

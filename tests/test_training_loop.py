@@ -1,0 +1,219 @@
+"""CRNTrainer on tiny models (32x64, widths of 8) and a small synthetic city, in this process."""
+import glob
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from crn_tf.checkpoint import load_model, save_model
+from crn_tf.labels import CITYSCAPES
+from crn_tf.losses import CRNLoss
+from crn_tf.model import CRN
+from crn_tf.training.data import EpochData
+from crn_tf.training.loop import CRNTrainer, NonFiniteLossError
+from crn_tf.training.modules import InitError, copy_shared_modules, init_from_checkpoint, set_trainable_modules
+from crn_tf.training.state import RunState
+from crn_tf.training.visualizer import Visualizer, colorize_layout, sample_rows
+from crn_tf.vgg import VGG19Features
+
+SIZE = (32, 64)
+WIDTHS = (8, 8, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    from crn_tf.data.synthetic import write_synthetic_city
+
+    root = tmp_path_factory.mktemp("city")
+    write_synthetic_city(root, 8, 2, size=SIZE, seed=3, instances=False)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return VGG19Features(None)  # frozen: shared by every test's loss
+
+
+def tiny_trainer(vgg, lr=1e-3, k=1, recompute=False, seed=0, **model_args):
+    keras.utils.set_random_seed(seed)
+    model = CRN(output_size=SIZE, widths=WIDTHS, num_images=k, recompute=recompute, **model_args)
+    model.build()
+    return CRNTrainer(model, CRNLoss(vgg, diversity=k > 1), learning_rate=lr)
+
+
+def run_state(trainer, directory):
+    return RunState(directory, {"model": trainer.model, "optimizer": trainer.optimizer, "loss": trainer.loss})
+
+
+def weights_of(model):
+    return [v.numpy().copy() for v in model.weights]
+
+
+def test_a_few_steps_lower_the_loss_with_one_trace(city, vgg, tmp_path):
+    trainer = tiny_trainer(vgg, k=2)
+    data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
+    images, layouts = data.samples(4)
+    before = float(trainer.loss(images, trainer.model(layouts), layouts, update_stats=False))
+    result = trainer.fit(data, run_state(trainer, tmp_path), epochs=2, save_every=100, log_every=4, verbose=False)
+    after = float(trainer.loss(images, trainer.model(layouts), layouts, update_stats=False))
+    assert result.step == 16 and result.status == "finished" and result.epoch == 2
+    assert after < 0.8 * before, (before, after)
+    # 16 steps over two epochs (two distributed iterators) and a single trace of the step.
+    assert trainer.trace_count == 1
+    assert int(trainer.optimizer.iterations.numpy()) == 16
+    assert os.path.basename(result.checkpoint) == "ckpt-16"
+
+
+def test_epoch_order_is_seeded_and_a_resumed_epoch_continues_it(city):
+    data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=2, seed=5)
+    assert data.steps_per_epoch == 4
+    stems = [e.stem for e in data.order(1)]
+    assert stems == [e.stem for e in EpochData(city, SIZE, CITYSCAPES, global_batch_size=2, seed=5).order(1)]
+    assert stems != [e.stem for e in data.order(2)] and sorted(stems) == sorted(e.stem for e in data.examples)
+    trainer = CRNTrainer.__new__(CRNTrainer)
+    trainer.strategy = tf.distribute.get_strategy()
+    full = [next(trainer.epoch_iterator(data, 1, 0)) for _ in range(1)]
+    iterator = trainer.epoch_iterator(data, 1, 0)
+    batches = [next(iterator)[0].numpy() for _ in range(4)]
+    resumed = next(trainer.epoch_iterator(data, 1, 2))[0].numpy()
+    np.testing.assert_array_equal(resumed, batches[2])
+    np.testing.assert_array_equal(full[0][0].numpy(), batches[0])
+
+
+class NaNAt(EpochData):
+    """The image of one example in epoch 0's order turns NaN."""
+
+    bad_index = 5
+
+    def dataset(self, epoch, input_context=None):
+        bad = self.bad_index if epoch == 0 else -1
+        dataset = super().dataset(epoch, input_context).enumerate()
+        return dataset.map(lambda i, batch: (tf.where(i == bad, np.float32("nan"), batch[0]), batch[1]))
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(city, vgg, tmp_path):
+    trainer = tiny_trainer(vgg)
+    state = run_state(trainer, tmp_path)
+    data = NaNAt(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
+    with pytest.raises(NonFiniteLossError, match="at step 6"):
+        trainer.fit(data, state, epochs=1, save_every=2, log_every=10, verbose=False)
+    assert os.path.basename(state.latest) == "ckpt-4"
+    assert not glob.glob(str(tmp_path / "checkpoints" / "ckpt-6*"))
+    fresh = tiny_trainer(vgg, seed=1)
+    fresh_state = run_state(fresh, tmp_path)
+    assert fresh_state.restore()
+    assert fresh_state.counters() == (4, 0, 4)
+    assert all(np.all(np.isfinite(w)) for w in weights_of(fresh.model))
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(city, vgg, tmp_path):
+    trainer = tiny_trainer(vgg)
+    state = run_state(trainer, tmp_path)
+    step_fn, calls = trainer.train_step, []
+
+    def step_then_signal(iterator):
+        out = step_fn(iterator)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    trainer.train_step = step_then_signal
+    result = trainer.fit(city_data(city), state, epochs=2, save_every=100, verbose=False)
+    assert result.status == "interrupted" and result.step == 3
+    assert os.path.basename(state.latest) == "ckpt-3"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone again
+    # Resume: the state says epoch 0, position 3, and Adam's moments are those of the live optimizer.
+    other = tiny_trainer(vgg, seed=7)
+    other_state = run_state(other, tmp_path)
+    other_state.restore()
+    assert other_state.counters() == (3, 0, 3)
+    for mine, theirs in zip(trainer.optimizer.variables, other.optimizer.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def city_data(city):
+    return EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
+
+
+def test_recompute_gives_the_same_gradients(vgg, rng):
+    plain = tiny_trainer(vgg)
+    recomputed = tiny_trainer(vgg, recompute=True, seed=1)
+    for target, source in zip(recomputed.model.weights, plain.model.weights):
+        target.assign(source)
+    image = tf.constant(rng.uniform(0, 255, (2, *SIZE, 3)), tf.float32)
+    layout = tf.one_hot(rng.integers(0, 20, (2, *SIZE)), 20)
+    grads_plain, loss_plain, _ = plain.compute_gradients(image, layout)
+    grads_recomputed, loss_recomputed, _ = recomputed.compute_gradients(image, layout)
+    assert float(loss_plain) == pytest.approx(float(loss_recomputed), rel=1e-6)
+    for a, b in zip(grads_plain, grads_recomputed):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_init_from_copies_shared_modules_and_leaves_new_ones_fresh(vgg, tmp_path):
+    keras.utils.set_random_seed(0)
+    small = CRN(output_size=SIZE, widths=WIDTHS, num_images=9)
+    small.build()
+    save_model(small, tmp_path / "small")
+    keras.utils.set_random_seed(1)
+    big = CRN(output_size=(64, 128), widths=WIDTHS + (8,), num_images=1)
+    big.build()
+    fresh = {layer.name: [w.copy() for w in layer.get_weights()] for layer in big.refinement_modules + [big.output_conv]}
+    copied = init_from_checkpoint(big, str(tmp_path / "small"))
+    assert copied == ["g_4", "g_8", "g_16", "g_32"]
+    for module in big.refinement_modules[:4]:
+        source = next(m for m in small.refinement_modules if m.name == module.name)
+        for a, b in zip(module.get_weights(), source.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    for layer in (big.refinement_modules[4], big.output_conv):  # g_64 and the k=1 output conv
+        for a, b in zip(layer.get_weights(), fresh[layer.name]):
+            np.testing.assert_array_equal(a, b)
+    narrow = CRN(output_size=(64, 128), widths=(4,) * 5)
+    narrow.build()
+    with pytest.raises(InitError, match="g_4 has variables of shapes"):
+        copy_shared_modules(narrow, load_model(tmp_path / "small"))
+
+
+def test_train_modules_freezes_the_rest(vgg):
+    trainer_model = CRN(output_size=SIZE, widths=WIDTHS)
+    trainer_model.build()
+    assert set_trainable_modules(trainer_model, "last2") == ["g_16", "g_32", "g_32_conv100"]
+    trainable = {v.path.split("/")[1] for v in trainer_model.trainable_variables}
+    assert trainable == {"g_16", "g_32", "g_32_conv100"}
+    assert set_trainable_modules(trainer_model, "8") == ["g_8"]
+    with pytest.raises(ValueError, match="no module works at height"):
+        set_trainable_modules(trainer_model, "512")
+    trainer = CRNTrainer(trainer_model, CRNLoss(vgg))
+    assert [v.path for v in trainer.variables] == [v.path for v in trainer_model.trainable_variables]
+    assert len(trainer.variables) == 6  # g_8: two conv kernels, two (gamma, beta)
+
+
+def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
+    layouts = np.eye(20, dtype=np.float32)[rng.integers(0, 20, (2, 8, 16))]
+    fakes = rng.uniform(0, 255, (2, 3, 8, 16, 3)).astype(np.float32)
+    reals = rng.uniform(0, 255, (2, 8, 16, 3)).astype(np.float32)
+    grid = sample_rows(layouts, fakes, CITYSCAPES, reals, gap=2)
+    assert grid.shape == (2 * 8 + 2, 5 * 16 + 4 * 2, 3)
+    np.testing.assert_array_equal(grid[:8, :16], colorize_layout(layouts[0], CITYSCAPES))
+    np.testing.assert_array_equal(grid[10:18, 18:34], np.floor(reals[1] + 0.5).astype(np.uint8))
+    visualizer = Visualizer(tmp_path, CITYSCAPES)
+    visualizer.save_grid(1, grid)
+    visualizer.save_grid(2, grid)
+    page = (tmp_path / "web" / "index.html").read_text()
+    assert page.index("epoch002_val.png") < page.index("epoch001_val.png")
+    visualizer.scalars(7, {"loss/total": 1.5})
+    visualizer.images(7, layouts[0], fakes[0], reals[0])
+    visualizer.flush()
+    tags = {}
+    for path in glob.glob(str(tmp_path / "logs" / "train" / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags[value.tag] = (event.step, value.metadata.plugin_data.plugin_name, tf.make_ndarray(value.tensor))
+    assert tags["loss/total"][:2] == (7, "scalars") and float(tags["loss/total"][2]) == 1.5
+    step, plugin, tensor = tags["samples/synthesized"]
+    assert plugin == "images" and list(tensor[:2]) == [b"16", b"8"] and len(tensor) == 2 + 3
+    assert Visualizer(tmp_path / "other", CITYSCAPES, enabled=False).save_grid(1, grid) is None
+    assert not (tmp_path / "other").exists()

@@ -1,0 +1,98 @@
+"""Training options: flags -> TrainOptions, auto defaults, printing, saving, resume checks."""
+import json
+
+import pytest
+
+from crn_tf.training.callbacks import LossLog, ProgressBar, format_duration
+from crn_tf.training.options import (
+    PAPER_DEFAULTS, SMOKE_DATA, SMOKE_DEFAULTS, TrainOptions, check_resume_compatible, format_options,
+    load_options, parse_options, parse_train_modules, resolve_options, save_options,
+)
+
+
+def test_flags_parse_into_options():
+    options = parse_options(["--data", "d", "--lr", "2e-4", "--width-multiplier", "1/16", "--xla",
+                             "--mixed-precision", "bf16", "--train-modules", "last2", "--batch-size", "4"])
+    assert options.data == "d" and options.lr == pytest.approx(2e-4) and options.width_multiplier == 0.0625
+    assert options.xla and options.mixed_precision == "bf16" and options.batch_size == 4
+    assert parse_options([]) == TrainOptions()
+
+
+def test_no_data_means_the_small_default_run_and_data_means_the_paper():
+    smoke = resolve_options(TrainOptions())
+    assert smoke.data == SMOKE_DATA and smoke.val_data == SMOKE_DATA
+    assert (smoke.size, smoke.width_multiplier, smoke.vgg_weights) == ("64x128", 1 / 16, "random")
+    paper = resolve_options(TrainOptions(data="cityscapes"))
+    assert paper.vgg_weights == "imagenet" and paper.epochs == 200 and paper.width_multiplier == 1.0
+    assert paper.lr == 1e-4 and paper.batch_size == 1 and paper.preset == "256p" and paper.size is None
+    assert paper.run_dir == "runs/256p"
+    # What the user sets wins over either table.
+    assert resolve_options(TrainOptions(epochs=3)).epochs == 3
+    assert set(SMOKE_DEFAULTS) == set(PAPER_DEFAULTS)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--lr", "-1"], "--lr must be positive"),
+    (["--train-modules", "first3"], "--train-modules must be"),
+    (["--size", "64by128"], "HEIGHTxWIDTH"),
+])
+def test_bad_values_are_one_line_errors(flags, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_options(parse_options(flags))
+
+
+def test_train_modules_spec():
+    assert parse_train_modules("all") == ("all", None)
+    assert parse_train_modules("last2") == ("last", 2)
+    assert parse_train_modules("512, 1024") == ("heights", (512, 1024))
+
+
+def test_options_listing_marks_non_defaults_and_round_trips(tmp_path):
+    options = resolve_options(TrainOptions(data="d", lr=3e-4, run_dir=str(tmp_path / "run")))
+    text = format_options(options)
+    lr_line = next(line for line in text.splitlines() if line.strip().startswith("lr:"))
+    seed_line = next(line for line in text.splitlines() if line.strip().startswith("seed:"))
+    assert "[default: 0.0001]" in lr_line and "default" not in seed_line
+    save_options(options, options.run_dir)
+    assert load_options(options.run_dir) == options
+    assert json.loads((tmp_path / "run" / "options.json").read_text())["lr"] == 3e-4
+    assert (tmp_path / "run" / "opt.txt").read_text().strip() == text.strip()
+    assert load_options(tmp_path / "elsewhere") is None
+
+
+def test_resume_needs_the_same_model_options(tmp_path):
+    saved = resolve_options(TrainOptions(data="d", run_dir=str(tmp_path)))
+    check_resume_compatible(saved, resolve_options(TrainOptions(data="d", run_dir=str(tmp_path), epochs=300)))
+    with pytest.raises(ValueError, match=r"--preset 256p -> 512p"):
+        check_resume_compatible(saved, resolve_options(TrainOptions(data="d", run_dir=str(tmp_path), preset="512p")))
+
+
+def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    from crn_tf.training.cli import main
+
+    code = main(["--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "run"), "--strategy", "default"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[0].startswith("crn-train: error:") and "Traceback" not in "\n".join(err)
+    assert any("missing" in line for line in err)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "2048p"])
+    assert exit_info.value.code == 2
+
+
+def test_progress_bar_and_loss_log(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    bar = ProgressBar(10, "epoch 1/2", stream=stream, min_interval=0.0)
+    assert bar.render(5, 1.5, 1.0) == "epoch 1/2 [############............] 5/10 loss 1.5 1 img/s ETA 00:05"
+    bar.update(5, 1.5, 2.0)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/2 [") and "5/10" in lines[-1]
+    assert format_duration(3725) == "1:02:05" and format_duration(65) == "01:05"
+    log = LossLog(tmp_path / "loss_log.txt")
+    log.write(10, 0, 2.5, 3.0)
+    log.write(20, 1, 1.25, 3.5)
+    assert [(r["step"], r["epoch"], r["loss"]) for r in log.read()] == [(10, 0, 2.5), (20, 1, 1.25)]
