@@ -615,9 +615,14 @@ def _draw_sides(c: Canvas, s: Scene) -> None:
             layers.append((b.z0, side, edge, b))
     if s.end_wall is not None:
         b = s.end_wall
-        r, _, _ = s.camera.billboard(c, b.z0, s.road_left - 60, s.road_right + 60, 0, b.height)
-        if r is not None:
+        r, xw, yw = s.camera.billboard(c, b.z0, s.road_left - 60, s.road_right + 60, 0, b.height)
+        if r is not None:  # a building across the far end of the street, its windows facing us
             tone = _textured(b.color * 0.85, 0.9, c.noise(r, grain=0.04, fine=0.05, blotch=0.08))
+            col, row = np.mod(xw / b.bay, 1.0), np.mod(yw / b.floor, 1.0)
+            window = (col > b.window[0]) & (col < b.window[1]) & (row > b.window[2]) & (row < b.window[3])
+            window &= (yw > b.floor) & (yw < b.height - 0.7)
+            if b.bay * s.camera.focal * c.height / b.z0 >= 5.0:  # windows drawn when 5+ pixels apart
+                tone = np.where(window[..., None], np.array([60, 70, 85], np.float32), tone)
             c.paint(r, True, BUILDING, tone, b.z0)
     for _, side, edge, b in sorted(layers, key=lambda item: -item[0]):
         facade = abs(edge) + s.sidewalk[side] + b.verge
