@@ -269,6 +269,8 @@ def test_cli_writes_both_formats_and_reports_errors(tmp_path, capsys):
     assert "--val does not apply" in capsys.readouterr().err
     assert synthetic.main([str(tmp_path / "h"), "--label-set", STREET5, "--size", "16x32"]) == 1
     assert "--format paired only" in capsys.readouterr().err
+    assert synthetic.main([str(tmp_path / "i"), "--label-format", "ids", "--size", "16x32"]) == 1
+    assert "--format paired only" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         synthetic.main([str(tmp_path / "r"), "--size", "256"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err

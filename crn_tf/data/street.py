@@ -191,6 +191,8 @@ class Block:
 
 @dataclasses.dataclass
 class Scene:
+    """Everything about one street, in world metres and colours; `render` draws it at any size."""
+
     camera: Camera
     lane: float
     road_left: float  # road edge X on the left (negative)
@@ -292,6 +294,7 @@ def plan_scene(seed: int) -> Scene:
 
 
 def _plan_blocks(rng: np.random.Generator, far: float) -> list[Block]:
+    """One side of the street, near to far: buildings mostly, sometimes a park, wall, fence or side street."""
     blocks, z = [], rng.uniform(-15.0, 0.0)
     while z < far:
         kind = rng.choice(["building", "park", "gap", "wall", "fence"], p=[0.62, 0.12, 0.1, 0.08, 0.08])

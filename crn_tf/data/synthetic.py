@@ -1,4 +1,4 @@
-"""A synthetic city: procedural street scenes written as a Cityscapes tree or a paired dataset.
+"""A synthetic city: procedural street scenes written as a Cityscapes tree, a paired dataset or a label folder.
 
 Cityscapes itself cannot be downloaded here, so tests, the default training run and the
 demo use these scenes instead. The Cityscapes writer copies the real directory layout and
@@ -14,6 +14,9 @@ Command line (`--help` lists every option):
 
     python -m crn_tf.data.synthetic OUT --num 20 --val 5 --size 256x512 --seed 0
     python -m crn_tf.data.synthetic OUT --format paired --label-set data/label_sets/street5.json
+    python -m crn_tf.data.synthetic OUT --format label-folder --num 4 --size 64x128
+
+The scenes themselves are drawn by `crn_tf.data.street`; docs/synthetic.md describes them.
 """
 from __future__ import annotations
 
@@ -101,6 +104,7 @@ def _save_png(path: str, array: np.ndarray, compress_level: int = 6) -> None:
 
 
 Progress = Callable[[int, int, str], None]
+"""Called after each scene with (done, total, name)."""
 
 
 def _split_plan(num_train: int, num_val: int) -> list[tuple[str, int]]:
@@ -296,11 +300,11 @@ def _print_progress(done: int, total: int, name: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.data.synthetic",
-        description="Write a synthetic street dataset: a Cityscapes tree (leftImg8bit/ + gtFine/) "
-        "or a paired images/ + labels/ dataset in a custom label set.",
+        description="Write a synthetic street dataset: a Cityscapes tree (leftImg8bit/ + gtFine/), "
+        "a paired images/ + labels/ dataset in a custom label set, or a label folder (docs/synthetic.md).",
     )
     parser.add_argument("out", help="output directory (created; files already there are overwritten)")
-    parser.add_argument("--num", type=int, default=20, help="training images (default 20)")
+    parser.add_argument("--num", type=int, default=20, help="training scenes, or scenes of a label folder (default 20)")
     parser.add_argument("--val", type=int, default=None, help="validation images (default num/4, at least 1)")
     parser.add_argument("--size", type=parse_size, default=(256, 512), help="HEIGHTxWIDTH (default 256x512)")
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files (default 0)")
@@ -309,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "label-folder: labels/ (Cityscapes colours) + images/, --num scenes, no split")
     parser.add_argument("--label-set", default=None,
                         help="paired format: label set JSON (default: Cityscapes' 19 classes)")
-    parser.add_argument("--label-format", choices=("colors", "ids"), default="colors",
+    parser.add_argument("--label-format", choices=("colors", "ids"), default=None,
                         help="paired format: labels as class colours (default) or class ids")
     parser.add_argument("--no-instances", action="store_true", help="cityscapes format: skip *_instanceIds.png")
     return parser
@@ -326,8 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--num and --val must be >= 0, got {args.num} and {num_val}")
         if args.format == "label-folder" and args.val:
             raise ValueError("--val does not apply to --format label-folder (it has no splits)")
-        if args.format != "paired" and args.label_set is not None:
-            raise ValueError("--label-set applies to --format paired only (the other formats use Cityscapes)")
+        if args.format != "paired" and (args.label_set is not None or args.label_format is not None):
+            raise ValueError("--label-set and --label-format apply to --format paired only (the others use Cityscapes)")
         if args.format == "label-folder":
             stems = write_label_folder(args.out, args.num, args.size, args.seed, progress=_print_progress)
         elif args.format == "cityscapes":
@@ -336,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             label_set = resolve_label_set(args.label_set)
             stems = write_paired_dataset(args.out, label_set, args.num, num_val, args.size, args.seed,
-                                         label_format=args.label_format, progress=_print_progress)
+                                         label_format=args.label_format or "colors", progress=_print_progress)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
