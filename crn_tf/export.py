@@ -90,8 +90,8 @@ def _checked_shape(tensor, expected: Sequence[int], message: str, name: str):
         return tf.ensure_shape(tf.identity(tensor), [None, *expected])
 
 
-def build_serving_module(model):
-    """A `tf.Module` holding `model` with the two signature functions, ready for `tf.saved_model.save`."""
+def serving_functions(model) -> dict:
+    """The two signatures as {name: (function, input_signature)}, each function closing over `model`."""
     tf = _tf()
     info = _describe(model)
     height, width, num_classes = info["height"], info["width"], info["num_classes"]
@@ -109,10 +109,6 @@ def build_serving_module(model):
         f"({num_classes} classes + void last). Got shape"
     )
 
-    module = tf.Module(name="crn_serving")
-    module.model = model  # tracks the variables
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.uint8, name="labels")])
     def serve_labels(labels):
         labels = _checked_shape(labels, (height, width), size_message, "check_labels_shape")
         valid = tf.logical_or(labels < num_classes, tf.equal(labels, VOID))
@@ -123,14 +119,29 @@ def build_serving_module(model):
         images = model(layout, training=False)  # (B, k, H, W, 3)
         return {"images": images_to_uint8(images)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, name="layout")])
     def serve_layout(layout):
         layout = _checked_shape(layout, (height, width, channels), layout_message, "check_layout_shape")
         return {"images": tf.cast(model(layout, training=False), tf.float32)}
 
-    module.serve_labels = serve_labels
-    module.serve_layout = serve_layout
-    return module
+    return {
+        SERVING_KEY: (serve_labels, [tf.TensorSpec([None, None, None], tf.uint8, name="labels")]),
+        LAYOUT_KEY: (serve_layout, [tf.TensorSpec([None, None, None, None], tf.float32, name="layout")]),
+    }
+
+
+def build_export_archive(model):
+    """A `keras.export.ExportArchive` tracking `model`, with the two signatures as endpoints.
+
+    Keras' archive (not a bare `tf.Module`) is what makes the variables restorable by the
+    TF1-style loader that TensorFlow Serving and `saved_model_cli run` use.
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, signature) in serving_functions(model).items():
+        archive.add_endpoint(name, function, input_signature=signature)
+    return archive
 
 
 @dataclasses.dataclass
@@ -144,18 +155,12 @@ class ExportResult:
 
 def export_saved_model(model, directory: str | os.PathLike, overwrite: bool = False) -> str:
     """Writes `model` as a SavedModel with the `serving_default` and `synthesize_layout` signatures."""
-    tf = _tf()
     directory = os.fspath(directory)
     if os.path.exists(directory) and os.listdir(directory):
         if not overwrite:
             raise ExportError(f"{directory}: exists and is not empty (pass --overwrite to replace it)")
         shutil.rmtree(directory)
-    module = build_serving_module(model)
-    signatures = {
-        SERVING_KEY: module.serve_labels.get_concrete_function(),
-        LAYOUT_KEY: module.serve_layout.get_concrete_function(),
-    }
-    tf.saved_model.save(module, directory, signatures=signatures)
+    build_export_archive(model).write_out(directory, verbose=False)
     info = _describe(model)
     info["signatures"] = {
         SERVING_KEY: {"inputs": {"labels": f"uint8 [batch, {info['height']}, {info['width']}]"},

@@ -82,6 +82,14 @@ _RELOAD_SCRIPT = textwrap.dedent(
         "label_ids": error_of(serve, labels=tf.fill([1, 32, 64], tf.constant(26, tf.uint8))),
         "wrong_channels": error_of(layout_fn, layout=tf.zeros([1, 32, 64, 19])),
     }
+    # The TF1-style loader that TensorFlow Serving and `saved_model_cli run` use: a session
+    # restoring the variables by name, fed through the signature's tensor names.
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], saved)
+        signature = meta.signature_def["serving_default"]
+        source, target = signature.inputs["labels"].name, signature.outputs["images"].name
+        np.save(data + "/served_v1.npy", session.run(target, {source: labels}))
+        report["v1_wrong_size"] = error_of(lambda: session.run(target, {source: np.zeros([1, 16, 64], np.uint8)}))
     print("REPORT " + json.dumps(report))
     """
 )
@@ -109,6 +117,8 @@ def test_saved_model_reloads_in_fresh_process_and_matches_keras(tiny, rng):
     served_float = np.load(data / "served_float.npy")
     np.testing.assert_allclose(served_float, expected_float, rtol=1e-4, atol=1e-2)
     served = np.load(data / "served.npy")
+    np.testing.assert_array_equal(np.load(data / "served_v1.npy"), served)
+    assert f"shape [batch, {HEIGHT}, {WIDTH}]" in report["v1_wrong_size"]
     assert served.dtype == np.uint8 and served.shape == (2, K, HEIGHT, WIDTH, 3)
     assert np.abs(served.astype(int) - to_uint8(expected_float).astype(int)).max() <= 1
     assert 0 in served and 255 in served  # the scaled output conv reaches both clip limits
