@@ -71,20 +71,6 @@ def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> 
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), method))
 
 
-def make_predictor(model):
-    """A compiled `layout [B, H, W, C+1] -> images [B, k, H, W, 3]` function for any batch size."""
-    import tensorflow as tf
-
-    height, width = model.output_size
-    spec = tf.TensorSpec([None, height, width, model.num_classes + 1], tf.float32)
-
-    @tf.function(input_signature=[spec])
-    def predict(layout):
-        return tf.cast(model(layout, training=False), tf.float32)
-
-    return predict
-
-
 def _batches(dataset, examples, label_set):
     """Iterates the layout dataset; a decoding failure becomes a DataError naming the file.
 
@@ -139,6 +125,7 @@ def synthesize_folder(
     images_dir: str | os.PathLike | None = None,
     batch_size: int = 4,
     keep_size: bool = False,
+    low_memory: bool = False,
     label_set: LabelSet | None = None,
     progress: bool = True,
     title: str | None = None,
@@ -154,6 +141,8 @@ def synthesize_folder(
         images_dir: the real photos for a label folder, file or glob (optional).
         batch_size: layouts per model call.
         keep_size: resize each output back to its label map's size (otherwise the model's size).
+        low_memory: run the banded low-memory forward pass (`crn_tf.inference`), same output;
+            for 512p / 1024p models on machines with little memory.
         label_set: the classes of the label files; defaults to the model's (`model.label_set`).
         progress: draw a progress bar over the files on stderr.
         title: the page title.
@@ -161,6 +150,7 @@ def synthesize_folder(
     Raises crn_tf.data.DataError naming the file for missing, unreadable or unknown-valued inputs.
     """
     from crn_tf.data import make_layout_dataset, probe, read_image
+    from crn_tf.inference import synthesize
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -175,7 +165,6 @@ def synthesize_folder(
     sizes = [probe(e.label_path).size for e in examples] if keep_size else None
 
     dataset = make_layout_dataset(examples, model.output_size, label_set, batch_size)
-    predict = make_predictor(model)
     os.makedirs(os.path.join(out_dir, PAGE_DIR), exist_ok=True)
 
     from crn_tf.report_page import PageEntry, write_page
@@ -188,7 +177,7 @@ def synthesize_folder(
 
         show_progress(0, len(examples), start, "synthesizing")
     for layout, _, index in _batches(dataset, examples, label_set):
-        images = to_uint8(predict(layout).numpy())  # (B, k, H, W, 3)
+        images = to_uint8(synthesize(model, layout, low_memory=low_memory).numpy())  # (B, k, H, W, 3)
         classes = onehot_to_classes(layout.numpy())  # (B, H, W)
         for item, example_index in enumerate(np.asarray(index).tolist()):
             example = examples[example_index]
@@ -249,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mixed-precision", choices=("off", "bf16"), default="off",
                         help="bf16: run the network in bfloat16 (faster on CPUs/TPUs with bf16 units; output "
                              "conv stays float32). Default: off (float32, as the original)")
+    parser.add_argument("--low-memory", action="store_true",
+                        help="compute the large modules in bands (same images, far less memory; for 1024p on "
+                             "small machines)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -287,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             images_dir=args.images,
             batch_size=args.batch_size,
             keep_size=args.keep_size,
+            low_memory=args.low_memory,
             progress=not args.no_progress,
         )
     except (CheckpointError, DataError, LabelError) as error:

@@ -143,6 +143,19 @@ def test_keep_size_and_single_file(k1, tmp_path):
     assert Image.open(tmp_path / "model_size" / "odd.png").size == (WIDTH, HEIGHT)
 
 
+def test_bf16_and_low_memory_stay_close_to_float32(k1, city, tmp_path):
+    checkpoint, _ = k1
+    root, stems = city
+    outputs = {}
+    for name, flags in {"f32": [], "bf16": ["--mixed-precision", "bf16"], "low": ["--low-memory"]}.items():
+        out = tmp_path / name
+        assert main(["--checkpoint", checkpoint, "--labels", root, "--out", str(out), "--no-progress", *flags]) == 0
+        outputs[name] = _read(out / f"{stems[0]}.png").astype(int)
+    assert np.abs(outputs["low"] - outputs["f32"]).max() <= 1
+    difference = np.abs(outputs["bf16"] - outputs["f32"])
+    assert 0 < difference.mean() < 4  # bf16 really ran, and its images stay close
+
+
 def _error(argv, capsys):
     code = main(argv)
     err = capsys.readouterr().err.strip()
