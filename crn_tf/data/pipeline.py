@@ -22,8 +22,8 @@ Distribution (tf.distribute):
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -42,8 +42,10 @@ _PNG_END = b"IEND\xaeB`\x82"
 
 # --- lookup tables ------------------------------------------------------------------------
 def _pack_colors(colors: np.ndarray) -> np.ndarray:
-    colors = np.asarray(colors, dtype=np.int64).reshape(-1, 3)
-    return (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
+    """RGB colours [n, 3] -> int32 keys, the same bits as `tf.bitcast` of (r, g, b, 0) bytes."""
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    rgba = np.concatenate([colors, np.zeros((len(colors), 1), np.uint8)], axis=1)
+    return np.ascontiguousarray(rgba).view(np.int32)[:, 0]
 
 
 class _Tables:
@@ -62,10 +64,38 @@ class _Tables:
         if label_set.void_colors:
             keys += list(_pack_colors(np.array(label_set.void_colors)))
             values += [VOID] * len(label_set.void_colors)
+        # One searchsorted and one gather: with edges k0, k0+1, k1, k1+1, ... a value v has
+        # an odd count p of edges <= v exactly when v equals key (p - 1) / 2.
         order = np.argsort(keys)
-        self.color_keys = tf.constant(np.array(keys, dtype=np.int32)[order])
-        self.color_values = tf.constant(np.array(values, dtype=np.int32)[order])
-        self.color_default = VOID if label_set.void_colors is None else -1
+        sorted_keys = np.array(keys, dtype=np.int64)[order]
+        self.color_edges = tf.constant(np.stack([sorted_keys, sorted_keys + 1], 1).reshape(-1).astype(np.int32))
+        default = VOID if label_set.void_colors is None else -1
+        table = np.full(2 * len(keys) + 1, default, dtype=np.int32)
+        table[1::2] = np.array(values, dtype=np.int32)[order]
+        self.color_table = tf.constant(table)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ResizePlan:
+    """How to resize, decided once from the sizes the scan found: "none" (already that
+    size), "integer" (all files one size, an integer multiple: cheap strided ops), or
+    "dynamic" (decided per file, in the graph)."""
+
+    size: tuple[int, int] | None
+    mode: str
+    factors: tuple[int, int] = (1, 1)
+
+
+def _resize_plan(size: tuple[int, int] | None, native_sizes: set | None) -> _ResizePlan:
+    if size is None:
+        return _ResizePlan(None, "none")
+    if native_sizes and len(native_sizes) == 1:
+        (height, width), = native_sizes
+        if (height, width) == tuple(size):
+            return _ResizePlan(size, "none")
+        if height % size[0] == 0 and width % size[1] == 0:
+            return _ResizePlan(size, "integer", (height // size[0], width // size[1]))
+    return _ResizePlan(size, "dynamic")
 
 
 # --- per-example ops ----------------------------------------------------------------------
@@ -80,29 +110,38 @@ def _assert_complete_png(raw: tf.Tensor, path: tf.Tensor) -> tf.Tensor:
         return tf.identity(raw)
 
 
-def _decode_classes(path: tf.Tensor, label_format: str, tables: _Tables) -> tf.Tensor:
-    """Label PNG -> int32 [h, w] class indices, -1 where the value is outside the label set."""
-    raw = _assert_complete_png(tf.io.read_file(path), path)
+def resize_nearest(values: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
+    """Label values or class indices [h, w, c] -> [H, W, c] by nearest neighbour (no mixed
+    classes); source pixel floor((i + 0.5) * h / H), TF2's half-pixel convention."""
+    if size is None:
+        return values
+    resized = tf.image.resize(values, size, method="nearest")
+    resized.set_shape([size[0], size[1], values.shape[-1]])
+    return resized
+
+
+def _resize_values(values: tf.Tensor, plan: _ResizePlan) -> tf.Tensor:
+    if plan.mode == "none":
+        return values
+    if plan.mode == "integer":  # floor((i + 0.5) * f) = i * f + f // 2: a strided slice
+        fh, fw = plan.factors
+        values = values[fh // 2 :: fh, fw // 2 :: fw]
+        values.set_shape([plan.size[0], plan.size[1], values.shape[-1]])
+        return values
+    return resize_nearest(values, plan.size)
+
+
+def _lookup(values: tf.Tensor, label_format: str, tables: _Tables) -> tf.Tensor:
+    """Label values uint8 [h, w, c] -> int32 class indices [h, w], -1 outside the label set."""
     if label_format == "colors":
-        rgb = tf.cast(tf.io.decode_png(raw, channels=3), tf.int32)
-        packed = rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2]
-        flat = tf.reshape(packed, [1, -1])
-        position = tf.minimum(tf.searchsorted(tables.color_keys[None], flat)[0], tf.size(tables.color_keys) - 1)
-        found = tf.gather(tables.color_keys, position) == flat[0]
-        classes = tf.where(found, tf.gather(tables.color_values, position), tables.color_default)
-        return tf.reshape(classes, tf.shape(packed))
-    ids = tf.cast(tf.io.decode_png(raw, channels=1)[..., 0], tf.int32)
-    return tf.gather(tables.ids if label_format == "ids" else tables.trainids, ids)
-
-
-def _classes_any_format(path: tf.Tensor, format_index: tf.Tensor, formats: list[str], tables: _Tables) -> tf.Tensor:
-    if len(formats) == 1:
-        return _decode_classes(path, formats[0], tables)
-    return tf.switch_case(format_index, [lambda f=f: _decode_classes(path, f, tables) for f in _FORMAT_INDEX])
+        packed = tf.bitcast(tf.pad(values, [[0, 0], [0, 0], [0, 1]]), tf.int32)  # (r, g, b, 0) bytes -> int32
+        position = tf.searchsorted(tables.color_edges[None], tf.reshape(packed, [1, -1]), side="right")
+        return tf.reshape(tf.gather(tables.color_table, position[0]), tf.shape(packed))
+    return tf.gather(tables.ids if label_format == "ids" else tables.trainids, tf.cast(values[..., 0], tf.int32))
 
 
 def _validated(classes: tf.Tensor, path: tf.Tensor, tables: _Tables, unknown: str) -> tf.Tensor:
-    """int32 classes with -1 -> uint8 [h, w, 1]; unknown values fail (naming the file) or become void."""
+    """int32 classes with -1 -> uint8; unknown values fail (naming the file) or become void."""
     if unknown == "void":
         classes = tf.where(classes < 0, VOID, classes)
     else:
@@ -111,7 +150,29 @@ def _validated(classes: tf.Tensor, path: tf.Tensor, tables: _Tables, unknown: st
         check = tf.debugging.Assert(tf.reduce_all(classes >= 0), [message])
         with tf.control_dependencies([check]):
             classes = tf.identity(classes)
-    return tf.cast(classes, tf.uint8)[..., None]
+    return tf.cast(classes, tf.uint8)
+
+
+def _label_classes(path: tf.Tensor, label_format: str, plan: _ResizePlan, tables: _Tables, unknown: str):
+    """Label PNG -> (class indices uint8 [H, W], the file's own (h, w)).
+
+    The label values are resized (nearest) before the lookup: nearest commutes with the
+    per-pixel lookup, and the lookup then touches 16x fewer pixels at 1024x2048 -> 256x512.
+    So only the pixels that are kept are checked against the label set (the full scan
+    checks them all).
+    """
+    raw = _assert_complete_png(tf.io.read_file(path), path)
+    values = tf.io.decode_png(raw, channels=3 if label_format == "colors" else 1)
+    own_size = tf.shape(values)[:2]
+    classes = _validated(_lookup(_resize_values(values, plan), label_format, tables), path, tables, unknown)
+    return classes, own_size
+
+
+def _label_any_format(path, format_index, formats: list[str], plan: _ResizePlan, tables: _Tables, unknown: str):
+    if len(formats) == 1:
+        return _label_classes(path, formats[0], plan, tables, unknown)
+    return tf.switch_case(format_index, [lambda f=f: _label_classes(path, f, plan, tables, unknown)
+                                         for f in _FORMAT_INDEX])
 
 
 def decode_photo(path: tf.Tensor) -> tf.Tensor:
@@ -122,25 +183,32 @@ def decode_photo(path: tf.Tensor) -> tf.Tensor:
 
 def resize_photo(image: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
     """uint8/float [h, w, 3] -> float32 [H, W, 3] in 0..255: area averaging when shrinking
-    (anti-aliased), bilinear when enlarging."""
+    (anti-aliased: each output pixel is the mean of the pixels it covers), bilinear when
+    enlarging, a plain copy at the same size."""
     image = tf.cast(image, tf.float32)
     if size is None:
         return image
     shape = tf.shape(image)
+    same = tf.logical_and(tf.equal(shape[0], size[0]), tf.equal(shape[1], size[1]))
     shrink = tf.logical_and(shape[0] >= size[0], shape[1] >= size[1])
-    resized = tf.cond(shrink,
-                      lambda: tf.image.resize(image, size, method="area"),
-                      lambda: tf.image.resize(image, size, method="bilinear", antialias=True))
+    resized = tf.case([(same, lambda: image),
+                       (shrink, lambda: tf.image.resize(image, size, method="area"))],
+                      default=lambda: tf.image.resize(image, size, method="bilinear", antialias=True))
     resized.set_shape([size[0], size[1], 3])
     return resized
 
 
-def resize_classes(classes: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
-    """Class indices uint8 [h, w, 1] -> [H, W] by nearest neighbour (no mixed classes)."""
-    if size is not None:
-        classes = tf.image.resize(classes, size, method="nearest")
-        classes.set_shape([size[0], size[1], 1])
-    return classes[..., 0]
+def _resize_photo_planned(image: tf.Tensor, plan: _ResizePlan) -> tf.Tensor:
+    if plan.mode == "none":
+        image = tf.cast(image, tf.float32)
+        if plan.size is not None:
+            image.set_shape([plan.size[0], plan.size[1], 3])
+        return image
+    if plan.mode == "integer":  # area averaging of f x f blocks = an average pool
+        pooled = tf.nn.avg_pool2d(tf.cast(image, tf.float32)[None], plan.factors, plan.factors, "VALID")[0]
+        pooled.set_shape([plan.size[0], plan.size[1], 3])
+        return pooled
+    return resize_photo(image, plan.size)
 
 
 def classes_to_layout(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -193,6 +261,13 @@ def _common_size(size, batch_size: int, sizes: dict, examples: list[Example]) ->
     return distinct[0] if len(distinct) == 1 and len(sizes) >= len(examples) else None
 
 
+def _native_sizes(sizes: dict, examples: list[Example]) -> set | None:
+    """The set of the examples' (h, w) from the scan, or None if any is unknown."""
+    if not all(e.stem in sizes for e in examples):
+        return None
+    return {sizes[e.stem] for e in examples}
+
+
 def _with_static_size(dataset: tf.data.Dataset, hw: tuple[int, int] | None) -> tf.data.Dataset:
     if hw is None:
         return dataset
@@ -223,23 +298,27 @@ def _example_tensors(examples: list[Example]) -> tuple[tf.Tensor, ...]:
     )
 
 
-def _make_loader(examples: list[Example], size, label_set: LabelSet, unknown: str, with_images: bool):
+def _make_loader(examples: list[Example], size, label_set: LabelSet, unknown: str, with_images: bool,
+                 native_sizes: set | None = None):
     """The per-example map function: file names -> decoded, checked, resized tensors."""
     tables = _Tables(label_set)
     formats = sorted({e.label_format for e in examples})
+    plan = _resize_plan(size, native_sizes)
 
     def load(label_path, image_path, format_index, index):
-        classes = _validated(_classes_any_format(label_path, format_index, formats, tables), label_path, tables, unknown)
+        classes, label_hw = _label_any_format(label_path, format_index, formats, plan, tables, unknown)
+        if size is not None:
+            classes.set_shape(size)
         if not with_images:
-            return resize_classes(classes, size), index
+            return classes, index
         image = decode_photo(image_path)
-        label_hw, image_hw = tf.shape(classes)[:2], tf.shape(image)[:2]
+        image_hw = tf.shape(image)[:2]
         message = tf.strings.join([
             image_path, ": photo is ", tf.strings.reduce_join(tf.strings.as_string(image_hw), separator="x"),
             " but its label ", label_path, " is ", tf.strings.reduce_join(tf.strings.as_string(label_hw), separator="x")])
         with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(label_hw == image_hw), [message])]):
             image = tf.identity(image)
-        return resize_photo(image, size), resize_classes(classes, size), index
+        return _resize_photo_planned(image, plan), classes, index
 
     return load
 
@@ -251,12 +330,14 @@ def example_dataset(
     with_images: bool = True,
     unknown: str = "error",
     deterministic: bool | None = None,
+    native_sizes: set | None = None,
 ) -> tf.data.Dataset:
     """Unbatched decoded examples: (image float32 [H, W, 3], classes uint8 [H, W], index) or,
     without images, (classes, index). The shared core of `make_dataset`, the layout
-    dataset and `prepare`. No scan: pass examples that were checked already."""
+    dataset and `prepare`. No scan: pass examples that were checked already, and
+    `native_sizes`, the set of their (h, w) if known (one size allows cheaper resizing)."""
     examples = list(examples)
-    load = _make_loader(examples, _size(size), resolve_label_set(label_set), unknown, with_images)
+    load = _make_loader(examples, _size(size), resolve_label_set(label_set), unknown, with_images, native_sizes)
     dataset = tf.data.Dataset.from_tensor_slices(_example_tensors(examples))
     return dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
@@ -338,7 +419,7 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(_example_tensors(examples))
     if shuffle and not cache:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    load = _make_loader(examples, size, label_set, unknown, with_images=True)
+    load = _make_loader(examples, size, label_set, unknown, True, _native_sizes(sizes, examples))
     dataset = dataset.map(lambda *t: load(*t)[:2], num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     dataset = _with_static_size(dataset, static_hw)
     if skip_bad:
@@ -379,7 +460,8 @@ def make_layout_dataset(
     _common_size(size, batch_size, sizes, examples)
     stems = tf.constant([e.stem for e in examples])
     num_classes = label_set.num_classes
-    dataset = example_dataset(examples, size, label_set, with_images=False, unknown=unknown, deterministic=True)
+    dataset = example_dataset(examples, size, label_set, with_images=False, unknown=unknown, deterministic=True,
+                              native_sizes=_native_sizes(sizes, examples))
     dataset = dataset.map(lambda classes, index: (classes, tf.gather(stems, index), index))
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda classes, stem, index: (classes_to_layout(classes, num_classes), stem, index))

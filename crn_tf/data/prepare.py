@@ -137,7 +137,9 @@ def prepare(
     if progress and skipped:
         print(f"prepare: {skipped} of {len(examples)} pairs already written, skipping them", file=sys.stderr)
     if pending:
-        dataset = example_dataset(pending, size, label_set, with_images=with_images, deterministic=False)
+        native = {report.label_sizes[e.stem] for e in pending}
+        dataset = example_dataset(pending, size, label_set, with_images=with_images, deterministic=False,
+                                  native_sizes=native)
         if skip_bad:
             dataset = dataset.ignore_errors(log_warning=True)
         written = 0
