@@ -64,6 +64,7 @@ class BenchConfig:
     isolate: bool = True
     torch_python: str | None = None
     torch_script: str | None = None
+    profile: bool = False
 
     def validate(self) -> None:
         from crn_tf.model import PRESETS, parse_size
@@ -331,8 +332,10 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
         forward = lambda: compiled(layout)  # noqa: E731
     gpu_memory_reset()
     times = time_runs(lambda: _sync(forward()), config.runs, config.warmup)
+    peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
     per_layout = flops.generator_flops(model)
     summary = summarize_times(times)
+    profile = _profile(lambda: _sync(forward())) if config.profile else None
     return {
         "what": "generator",
         "model": model_description(model),
@@ -344,8 +347,9 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
         "achieved_tflops": per_layout * config.batch_size / summary["median_s"] / 1e12,
         "traces": len(traces) if not config.low_memory else None,
         "rss_before_model_bytes": rss_before,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "gpu_peak_bytes": gpu_peak_bytes(),
+        "peak_rss_bytes": peak_rss,
+        "gpu_peak_bytes": gpu_peak,
+        "profile": profile,
     }
 
 
@@ -374,9 +378,12 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     image = tf.random.stateless_uniform((config.batch_size, height, width, 3), (0, 2), 0.0, 255.0)
     iterator = iter(tf.data.Dataset.from_tensors((image, layout)).repeat())
     gpu_memory_reset()
-    times = time_runs(lambda: _sync(trainer.train_step(iterator)[0]), config.runs, config.warmup)
+    step = lambda: _sync(trainer.train_step(iterator)[0])  # noqa: E731
+    times = time_runs(step, config.runs, config.warmup)
+    peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
     step_flops = flops.train_step_flops(model)
     summary = summarize_times(times)
+    profile = _profile(step) if config.profile else None
     return {
         "what": "train",
         "model": model_description(model),
@@ -391,9 +398,16 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
         "achieved_tflops": step_flops.total * config.batch_size / summary["median_s"] / 1e12,
         "traces": trainer.trace_count,
         "rss_before_model_bytes": rss_before,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "gpu_peak_bytes": gpu_peak_bytes(),
+        "peak_rss_bytes": peak_rss,
+        "gpu_peak_bytes": gpu_peak,
+        "profile": profile,
     }
+
+
+def _profile(run: Callable[[], Any]) -> dict[str, Any]:
+    from crn_tf.profiling import profile_ops
+
+    return profile_ops(run, runs=2)
 
 
 # === Orchestration ===
@@ -548,6 +562,10 @@ def format_report(report: dict[str, Any]) -> str:
         if result.get("traces") is not None:
             memory += f"; traced {result['traces']}x"
         lines.append(memory + ("" if config["isolate"] else " (one process for all parts: cumulative)"))
+        if result.get("profile"):
+            from crn_tf.profiling import format_profile
+
+            lines.append(format_profile(result["profile"]))
     peer = report.get("torch_peer")
     if peer:
         speedup = peer.get("speedup_of_crn_tf")
@@ -583,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every part in this process (faster; peak RSS is then cumulative)")
     parser.add_argument("--torch-python", help="a Python with torch: also time shared/peers/torch_crn.py")
     parser.add_argument("--torch-script", help="path of the PyTorch peer (default ../shared/peers/torch_crn.py)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, trace 2 runs with tf.profiler and list the top ops")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", help=argparse.SUPPRESS)
