@@ -190,3 +190,19 @@ def test_labels_only_layout_dataset(tmp_path):
     native = next(iter(make_layout_dataset(root)))
     assert native[0].shape == (1, 10, 18, 20) and label_size(examples[0]) == (10, 18)
     np.testing.assert_array_equal(onehot_to_classes(native[0].numpy()[0]), read_label(examples[0].label_path))
+
+
+def test_rgba_grey_and_palette_photos_are_read_as_rgb_with_a_warning(tmp_path):
+    root = write_pairs(tmp_path, 3, size=(8, 12))
+    photos = [tmp_path / "images" / f"s{i:03d}.png" for i in range(3)]
+    Image.open(photos[0]).convert("RGBA").save(photos[0])
+    Image.open(photos[1]).convert("L").save(photos[1])
+    Image.open(photos[2]).convert("P").save(photos[2])
+    with pytest.warns(UserWarning, match=r"(?s)3 warnings.*s000\.png: photo is RGBA.*s001\.png: photo is greyscale"
+                                         r".*s002\.png: photo is palette"):
+        dataset = make_dataset(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [read_image(p) for p in photos]
+    for (image, _), photo in zip(dataset, expected):
+        np.testing.assert_array_equal(image.numpy()[0], photo)

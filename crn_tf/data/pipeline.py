@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -236,7 +237,7 @@ def _resolve(
             examples = list(source)
         else:
             examples = find_examples(source, split, label_set, images, images_dir, skip_bad)
-        return examples, {}
+        return examples, _header_sizes(examples)
     report = scan_dataset(source, split=split, label_set=label_set, images=images, images_dir=images_dir,
                           decode=scan == "full")
     if report.errors:
@@ -245,17 +246,30 @@ def _resolve(
         warn_skipped(report.errors)
     if not report.examples:
         raise DataError(f"{report.source}: no usable examples")
+    if report.warnings:
+        warnings.warn(summarize(report.warnings, report.source).replace("problem", "warning"), stacklevel=3)
     if images == "none":
         report.examples = [e if e.image_path is None else Example(e.stem, e.label_path, None, e.label_format)
                            for e in report.examples]
-    return report.examples, report.label_sizes
+    return report.examples, {e.label_path: report.label_sizes[e.stem] for e in report.examples}
+
+
+def _header_sizes(examples: list[Example]) -> dict[str, tuple[int, int]]:
+    """{label path: (h, w)} from the headers (cached per file), skipping unreadable files."""
+    sizes = {}
+    for e in examples:
+        try:
+            sizes[e.label_path] = probe(e.label_path).size
+        except DataError:
+            pass
+    return sizes
 
 
 def _common_size(size, batch_size: int, sizes: dict, examples: list[Example]) -> tuple[int, int] | None:
     """The (H, W) every element will have (static shapes), or None; raises if a batch would mix sizes."""
     if size is not None:
         return size
-    distinct = sorted({sizes[e.stem] for e in examples if e.stem in sizes})
+    distinct = sorted({sizes[e.label_path] for e in examples if e.label_path in sizes})
     if len(distinct) > 1 and batch_size > 1:
         raise DataError(f"examples have different sizes {distinct[:4]}; pass size=(H, W) to batch them")
     return distinct[0] if len(distinct) == 1 and len(sizes) >= len(examples) else None
@@ -263,9 +277,9 @@ def _common_size(size, batch_size: int, sizes: dict, examples: list[Example]) ->
 
 def _native_sizes(sizes: dict, examples: list[Example]) -> set | None:
     """The set of the examples' (h, w) from the scan, or None if any is unknown."""
-    if not all(e.stem in sizes for e in examples):
+    if not all(e.label_path in sizes for e in examples):
         return None
-    return {sizes[e.stem] for e in examples}
+    return {sizes[e.label_path] for e in examples}
 
 
 def _with_static_size(dataset: tf.data.Dataset, hw: tuple[int, int] | None) -> tf.data.Dataset:
