@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from crn_tf.data import scan_dataset
-from crn_tf.data.check import main
+from crn_tf.data.check import main, suggested_size
 from crn_tf.data.synthetic import write_paired_dataset
 from crn_tf.labels import LabelSet
 
@@ -42,7 +42,14 @@ def test_clean_dataset_passes_with_shares_and_command(street, capsys):
               if line.startswith("    ") and line.strip().endswith("%")]
     assert [name for name, _ in shares] == (STREET5.names + ["void"]) * 2  # train, then val
     assert abs(sum(v for _, v in shares) - 200.0) < 0.1  # each split sums to 100 %
-    assert f"next: python train.py --data {street} --label-set {STREET5_PATH}" in out
+    assert f"next: python train.py --data {street} --val-data {street} --label-set {STREET5_PATH} --size 16x32" in out
+
+
+def test_suggested_size():
+    assert suggested_size([(1024, 2048), (1024, 2048)]) is None  # the 256p preset's own 256x512
+    assert suggested_size([(64, 128)]) == (64, 128)
+    assert suggested_size([(300, 400), (200, 900)]) == (128, 256)
+    assert suggested_size([]) is None
 
 
 def test_class_shares_match_numpy(street):

@@ -20,11 +20,29 @@ from crn_tf.data.sources import SPLITS
 from crn_tf.labels import CITYSCAPES, resolve_label_set
 
 
-def train_command(source: str, label_set_path: str | None, report: ScanReport) -> str:
+def suggested_size(sizes: Sequence[tuple[int, int]], largest: tuple[int, int] = (256, 512)) -> tuple[int, int] | None:
+    """The largest CRN output size (4 * 2^n by 8 * 2^n) not above the smallest image, capped at
+    the 256p preset's 256x512; None when that is 256x512 itself (the preset's default)."""
+    if not sizes:
+        return None
+    height = min(h for h, _ in sizes)
+    width = min(w for _, w in sizes)
+    best = (4, 8)
+    while best[0] * 2 <= min(height, largest[0]) and best[1] * 2 <= min(width, largest[1]):
+        best = (best[0] * 2, best[1] * 2)
+    return None if best == tuple(largest) else best
+
+
+def train_command(source: str, label_set_path: str | None, report: ScanReport, has_val: bool = False) -> str:
     """The train.py command line suggested for a dataset that passed the check."""
     parts = ["python", "train.py", "--data", source]
+    if has_val:
+        parts += ["--val-data", source]
     if label_set_path:
         parts += ["--label-set", label_set_path]
+    size = suggested_size(list(report.label_sizes.values()))
+    if size is not None:
+        parts += ["--size", f"{size[0]}x{size[1]}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -48,14 +66,17 @@ def check(
     label_set = resolve_label_set(label_set_path) if label_set_path else CITYSCAPES
     if splits is None:
         splits = ["train"] + [s for s in ("val",) if _has_split(source, s)]
-    texts, ok = [], True
-    for index, split in enumerate(splits):
-        report = scan_dataset(source, split=split, label_set=label_set, images_dir=images_dir,
-                              decode=True, progress=progress)
-        last = index == len(splits) - 1
-        command = train_command(source, label_set_path, report) if last else None
-        texts.append(report.format(command=command))
-        ok = ok and report.ok
+    texts, ok, reports = [], True, []
+    for split in splits:
+        reports.append(scan_dataset(source, split=split, label_set=label_set, images_dir=images_dir,
+                                    decode=True, progress=progress))
+        ok = ok and reports[-1].ok
+    for index, report in enumerate(reports):
+        command = None
+        if index == len(reports) - 1:  # after the last split's report
+            command = train_command(source, label_set_path, reports[0], has_val="val" in splits and
+                                    report.kind in ("cityscapes", "paired") and report.split == "val")
+        texts.append(report.format(command=command if ok else None))
     if label_set_path:
         texts.insert(0, f"label set: {label_set_path}")
     return "\n\n".join(texts), ok
