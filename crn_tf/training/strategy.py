@@ -74,7 +74,12 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
 
 def describe_strategy(strategy: tf.distribute.Strategy) -> str:
     """E.g. 'MirroredStrategy, 2 replicas' for the start-up banner."""
-    name = type(strategy).__name__
-    if name.startswith("_Default"):
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"
+    elif isinstance(strategy, tf.distribute.MirroredStrategy):
+        name = "MirroredStrategy"
+    elif type(strategy).__name__.startswith("_Default"):
         name = "default strategy"
+    else:
+        name = type(strategy).__name__
     return f"{name}, {strategy.num_replicas_in_sync} replica{'s' if strategy.num_replicas_in_sync != 1 else ''}"
