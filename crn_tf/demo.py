@@ -116,6 +116,18 @@ def _find_layouts(labels, split: str, images_dir):
     return discovery.examples
 
 
+def _training_notes(info: dict) -> list[str]:
+    """Page lines about how the checkpoint was trained, from its config's `extra` (if recorded)."""
+    lines = []
+    if "step" in info:
+        epochs = f" ({info['epochs']} epochs)" if "epochs" in info else ""
+        lines.append(f"trained for {info['step']} steps{epochs}" + (f" in {info['run_dir']}" if info.get("run_dir") else ""))
+    if (info.get("options") or {}).get("vgg_weights") == "random":
+        lines.append("note: trained with a RANDOM-weight VGG-19 loss (a smoke-run model; the paper's loss needs "
+                     "ImageNet VGG-19 weights), so do not expect photographic results")
+    return lines
+
+
 def synthesize_folder(
     model,
     labels,
@@ -204,12 +216,10 @@ def synthesize_folder(
 
     entries.sort(key=lambda e: e.stem)
     height, width = model.output_size
-    info = getattr(model, "checkpoint_info", {}) or {}
     lines = [
         f"{len(entries)} layout(s) from {labels if isinstance(labels, (str, os.PathLike)) else 'a list of files'}",
-        f"model: {height}x{width}, k = {num_images} image(s) per layout, {model.num_classes} classes ({label_set.name})"
-        + (f", checkpoint {info['source']}" if info.get("source") else ""),
-    ]
+        f"model: {height}x{width}, k = {num_images} image(s) per layout, {model.num_classes} classes ({label_set.name})",
+    ] + _training_notes(getattr(model, "checkpoint_info", None) or {})
     page = write_page(os.path.join(out_dir, "index.html"), entries, title=title or "CRN synthesis", info=lines)
     return DemoResult(out_dir, page, len(entries), num_images, written, time.time() - start)
 

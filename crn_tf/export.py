@@ -23,14 +23,13 @@ import shutil
 import sys
 from typing import Sequence
 
-import numpy as np
+from crn_tf.labels import VOID
 
 SERVING_KEY = "serving_default"
 LAYOUT_KEY = "synthesize_layout"
 EXPORT_INFO = "crn_export.json"
 """A JSON note in the SavedModel's `assets.extra/` folder: sizes, classes, signatures (ignored by TF Serving)."""
 
-VOID = 255
 
 
 class ExportError(RuntimeError):
@@ -41,18 +40,6 @@ def _tf():
     import tensorflow as tf
 
     return tf
-
-
-def labels_to_layout(labels, num_classes: int):
-    """uint8 class indices [B, H, W] (255 = void) -> float32 one-hot [B, H, W, num_classes + 1], in TF.
-
-    The same mapping as `crn_tf.labels.classes_to_onehot`: void and anything >= num_classes go
-    to the last channel.
-    """
-    tf = _tf()
-    classes = tf.cast(labels, tf.int32)
-    classes = tf.where(classes >= num_classes, num_classes, classes)
-    return tf.one_hot(classes, num_classes + 1, dtype=tf.float32)
 
 
 def images_to_uint8(images):
@@ -93,6 +80,8 @@ def _checked_shape(tensor, expected: Sequence[int], message: str, name: str):
 def serving_functions(model) -> dict:
     """The two signatures as {name: (function, input_signature)}, each function closing over `model`."""
     tf = _tf()
+    from crn_tf.data.pipeline import classes_to_layout
+
     info = _describe(model)
     height, width, num_classes = info["height"], info["width"], info["num_classes"]
     channels = num_classes + 1
@@ -115,7 +104,7 @@ def serving_functions(model) -> dict:
         worst = tf.reduce_max(tf.where(valid, tf.zeros_like(labels), labels))
         check = tf.debugging.Assert(tf.reduce_all(valid), [value_message, worst], name="check_labels_values")
         with tf.control_dependencies([check]):
-            layout = labels_to_layout(labels, num_classes)  # (B, H, W, C + 1)
+            layout = classes_to_layout(labels, num_classes)  # (B, H, W, C + 1)
         images = model(layout, training=False)  # (B, k, H, W, 3)
         return {"images": images_to_uint8(images)}
 
@@ -182,12 +171,14 @@ def export_tflite(model, path: str | os.PathLike) -> str:
     TFLite ops are allowed, so the file runs on the plain interpreter; ExportError otherwise.
     """
     tf = _tf()
+    from crn_tf.data.pipeline import classes_to_layout
+
     info = _describe(model)
     height, width, num_classes = info["height"], info["width"], info["num_classes"]
 
     @tf.function(input_signature=[tf.TensorSpec([1, height, width], tf.uint8, name="labels")])
     def synthesize(labels):
-        images = model(labels_to_layout(labels, num_classes), training=False)
+        images = model(classes_to_layout(labels, num_classes), training=False)
         return {"images": images_to_uint8(images)}
 
     # Freeze the weights into constants first: converting the function (or a SavedModel of
@@ -249,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         model = load_model(args.checkpoint)
+        height, width = model.output_size
+        print(f"exporting {args.checkpoint} ({height}x{width}, k = {model.num_images}) ...", file=sys.stderr)
         result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite)
     except (ExportError, CheckpointError) as error:
         print(f"crn-export: error: {error}", file=sys.stderr)

@@ -8,7 +8,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from crn_tf.export import EXPORT_INFO, LAYOUT_KEY, SERVING_KEY, images_to_uint8, labels_to_layout, main
+from crn_tf.data.pipeline import classes_to_layout
+from crn_tf.export import EXPORT_INFO, LAYOUT_KEY, SERVING_KEY, images_to_uint8, main
 from crn_tf.images import to_uint8
 from crn_tf.labels import VOID, classes_to_onehot
 
@@ -39,9 +40,9 @@ def _labels(rng, batch=2):
     return labels
 
 
-def test_labels_to_layout_matches_numpy(rng):
+def test_classes_to_layout_matches_numpy(rng):
     labels = _labels(rng)
-    np.testing.assert_array_equal(labels_to_layout(labels, 19).numpy(), classes_to_onehot(labels, 19))
+    np.testing.assert_array_equal(classes_to_layout(labels, 19).numpy(), classes_to_onehot(labels, 19))
 
 
 def test_images_to_uint8_matches_numpy_rounding():
