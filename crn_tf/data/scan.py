@@ -254,7 +254,8 @@ def _decode_all(report: ScanReport, progress: bool, workers: int | None) -> None
                 report.problems.append(Problem("unreadable", failure[0], failure[1], stem=example.stem))
                 bad_stems.add(example.stem)
             else:
-                totals += counts
+                if not values:  # the share is over the usable labels
+                    totals += counts
                 if values:
                     bad_stems.add(example.stem)
                     listing = ", ".join(f"{_value_text(v, example.label_format)} ({n} pixels)" for v, n in values.items())
@@ -318,7 +319,7 @@ def format_report(report: ScanReport, command: str | None = None, max_files: int
             lines.append(f"    ... and {len(problems) - max_files} more")
     if report.class_pixels is not None and report.class_pixels.sum() > 0:
         total = report.class_pixels.sum()
-        lines.append("class pixel share:")
+        lines.append(f"class pixel share ({len(report.examples)} usable labels):")
         for name, count in zip(class_names(report.label_set), report.class_pixels.tolist()):
             mark = "   <- never appears" if count == 0 and name != "void" else ""
             lines.append(f"    {name:<16} {100.0 * count / total:6.2f}%{mark}")
@@ -329,6 +330,8 @@ def format_report(report: ScanReport, command: str | None = None, max_files: int
     else:
         lines.append(f"result: FAILED: {len(report.errors)} error(s); training would stop on these files"
                      if report.errors else "result: FAILED: no usable pairs")
+        if report.errors and report.examples:
+            lines.append(f"fix them, or train with --skip-bad to leave them out ({usable} usable pairs remain)")
     return "\n".join(lines)
 
 
