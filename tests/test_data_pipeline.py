@@ -206,3 +206,12 @@ def test_rgba_grey_and_palette_photos_are_read_as_rgb_with_a_warning(tmp_path):
         expected = [read_image(p) for p in photos]
     for (image, _), photo in zip(dataset, expected):
         np.testing.assert_array_equal(image.numpy()[0], photo)
+
+
+def test_works_under_a_distribution_strategy(pairs):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    whole = strategy.experimental_distribute_dataset(make_dataset(pairs, batch_size=2, drop_remainder=True))
+    assert [tuple(layout.shape) for _, layout in whole] == [(2, 24, 40, 20)] * 2
+    per_worker = strategy.distribute_datasets_from_function(
+        lambda context: make_dataset(pairs, batch_size=2, input_context=context))
+    assert sum(int(image.shape[0]) for image, _ in per_worker) == 5
