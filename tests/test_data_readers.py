@@ -1,12 +1,10 @@
 """crn_tf.data.readers: photos and labels from disk, header probes, errors naming the file."""
-import os
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from crn_tf.data.readers import DataError, label_format_for, probe, read_image, read_label
-from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet, classes_to_colors, classes_to_ids
+from crn_tf.labels import LabelClass, LabelSet, classes_to_colors, classes_to_ids
 
 SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
     [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),
