@@ -140,6 +140,15 @@ def test_absent_class_is_a_warning(street, capsys):
     assert "car                0.00%   <- never appears" in out
 
 
+def test_labels_only(street, capsys):
+    for name in os.listdir(street / "train" / "images"):
+        os.remove(street / "train" / "images" / name)
+    assert run(street, "--split", "train", capsys=capsys)[0] == 1
+    code, out = run(street / "train" / "labels", "--labels-only", capsys=capsys)
+    assert code == 0 and "format: label-folder" in out and "labels found: 4, usable: 4" in out
+    assert "next:" not in out
+
+
 def test_photo_mode_is_a_warning(street, capsys):
     stem = stems(street)[0]
     path = street / "train" / "images" / f"{stem}.png"

@@ -60,8 +60,11 @@ def check(
     splits: Sequence[str] | None = None,
     images_dir: str | None = None,
     progress: bool = True,
+    labels_only: bool = False,
 ) -> tuple[str, bool]:
-    """Scans each split (default: train, plus val when present) fully; returns (report text, ok)."""
+    """Scans each split (default: train, plus val when present) fully; returns (report text, ok).
+
+    `labels_only` checks layouts for inference (demo, evaluate): photos are not looked for."""
     label_set_path = _label_set_path(source, label_set_path)
     label_set = resolve_label_set(label_set_path) if label_set_path else CITYSCAPES
     if splits is None:
@@ -69,11 +72,11 @@ def check(
     texts, ok, reports = [], True, []
     for split in splits:
         reports.append(scan_dataset(source, split=split, label_set=label_set, images_dir=images_dir,
-                                    decode=True, progress=progress))
+                                    images="none" if labels_only else "required", decode=True, progress=progress))
         ok = ok and reports[-1].ok
     for index, report in enumerate(reports):
         command = None
-        if index == len(reports) - 1:  # after the last split's report
+        if index == len(reports) - 1 and not labels_only:  # after the last split's report
             command = train_command(source, label_set_path, reports[0], has_val="val" in splits and
                                     report.kind in ("cityscapes", "paired") and report.split == "val")
         texts.append(report.format(command=command if ok else None))
@@ -96,10 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", action="append", choices=SPLITS,
                         help="split(s) to check (default: train, and val when present)")
     parser.add_argument("--images-dir", default=None, help="photo folder for a label-folder source")
+    parser.add_argument("--labels-only", action="store_true",
+                        help="check layouts alone (for demo/evaluate input): no photos needed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        text, ok = check(args.source, args.label_set, args.split, args.images_dir, progress=not args.quiet)
+        text, ok = check(args.source, args.label_set, args.split, args.images_dir, progress=not args.quiet,
+                         labels_only=args.labels_only)
     except ValueError as error:  # a bad --label-set file
         print(f"error: {error}", file=sys.stderr)
         return 2
