@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import warnings
 from typing import Iterable, Sequence, Union
 
 from crn_tf.data.readers import IMAGE_EXTENSIONS, DataError, label_format_for, probe
@@ -312,7 +313,6 @@ def summarize(problems: list[Problem], root: str = "", limit: int = 10) -> str:
 
 
 def warn_skipped(problems: list[Problem]) -> None:
-    import warnings
-
+    """One warning listing every problem that is being skipped (skip_bad=True)."""
     warnings.warn("skipping bad examples (skip_bad=True):\n" + "\n".join(f"  {p.message}" for p in problems),
                   stacklevel=3)
