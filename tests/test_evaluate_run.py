@@ -82,6 +82,23 @@ def test_synthesis_is_resumable(world, tmp_path):
     assert os.path.exists(paths[1])
 
 
+def test_k_image_models_score_one_image_or_all(world, tmp_path):
+    from crn_tf.evaluate.synthesize import synthesized_names
+
+    assert synthesized_names("s", 9, 4) == [(4, "s.png")]
+    assert synthesized_names("s", 3, "all") == [(0, "s.png"), (1, "s_1.png"), (2, "s_2.png")]
+    with pytest.raises(ValueError, match="outside 0..2"):
+        synthesized_names("s", 3, 3)
+    model = CRN(output_size=SIZE, num_images=3, widths=(8, 8, 8, 8))
+    model.build()
+    examples = find_examples(world["city"], split="val", label_set=CITYSCAPES, images="none")[:2]
+    every = synthesize_split(model, examples, tmp_path / "all", CITYSCAPES, image_index="all", progress=False)
+    second = synthesize_split(model, examples, tmp_path / "second", CITYSCAPES, image_index=1, progress=False)
+    assert len(every) == 6 and [os.path.basename(p) for p in second] == [f"{e.stem}.png" for e in examples]
+    np.testing.assert_array_equal(load_rgb(second[0]), load_rgb(str(tmp_path / "all" / f"{examples[0].stem}_1.png")))
+    assert not np.array_equal(load_rgb(every[0]), load_rgb(every[1]))
+
+
 def test_end_to_end_matches_independent_computation(world, tmp_path):
     out = tmp_path / "eval"
     report = evaluate(EvaluationOptions(

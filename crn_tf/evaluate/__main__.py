@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--out", default=os.path.join("results", "evaluate"), help="output folder (images, report)")
     what.add_argument("--name", default=None, help="name of the model in the report")
     what.add_argument("--batch-size", type=int, default=4, help="layouts per generator / segmenter call")
+    what.add_argument("--low-memory", action="store_true",
+                      help="synthesize with the banded low-memory forward pass (same images; for 512p/1024p on small machines)")
 
     fid = parser.add_argument_group("FID and KID")
     fid.add_argument("--inception", default=None,
@@ -81,11 +83,11 @@ def options_from_args(args: argparse.Namespace) -> EvaluationOptions:
     return EvaluationOptions(
         data=args.data, out=args.out, split=args.split, images_dir=args.images_dir, checkpoint=args.checkpoint,
         synthesized=args.synthesized, real=args.real, label_set=args.label_set, batch_size=args.batch_size,
-        image_index=args.image_index, limit=args.limit, inception=args.inception, keras_weights=args.keras_weights,
-        fid_batch_size=args.fid_batch_size, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
-        cache_dir=None if args.no_cache else args.cache_dir, real_resize=args.real_resize, segmenter=args.segmenter,
-        segmenter_size=args.segmenter_size, segment_real=args.segment_real, name=args.name,
-        progress=not args.no_progress,
+        low_memory=args.low_memory, image_index=args.image_index, limit=args.limit, inception=args.inception,
+        keras_weights=args.keras_weights, fid_batch_size=args.fid_batch_size, kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size, cache_dir=None if args.no_cache else args.cache_dir,
+        real_resize=args.real_resize, segmenter=args.segmenter, segmenter_size=args.segmenter_size,
+        segment_real=args.segment_real, name=args.name, progress=not args.no_progress,
     )
 
 

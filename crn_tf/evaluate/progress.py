@@ -43,6 +43,7 @@ class Progress:
         filled = int(round(fraction * self.width))
         bar = "#" * filled + "." * (self.width - filled)
         eta_text = f", eta {eta:.0f}s" if eta == eta and self.count < self.total else ""
-        line = f"{self.label} [{bar}] {self.count}/{self.total} ({rate:.1f}/s{eta_text})"
+        speed = f"{rate:.1f}/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f}s each"
+        line = f"{self.label} [{bar}] {self.count}/{self.total} ({speed}{eta_text})"
         self.stream.write(("\r" + line) if self._interactive else (line + "\n"))
         self.stream.flush()

@@ -80,7 +80,10 @@ def markdown_report(report: dict) -> str:
     if fid:
         lines.append(f"- FID/KID features: {fid.get('description', fid.get('extractor'))}")
         lines.append(f"- FID between {fid.get('num_synthesized')} synthesized and {fid.get('num_real')} real images; "
-                     f"KID: {fid.get('kid_subsets')} subsets of {fid.get('kid_subset_size')}, std {_fmt(fid.get('kid_std'), 2, 1000)} x 1e-3")
+                     f"KID: {fid.get('kid_subsets')} subsets of {fid.get('kid_subset_size')}, standard deviation x 1000 = "
+                     f"{_fmt(fid.get('kid_std'), 2, 1000)}")
+        if fid.get("warning"):
+            lines.append(f"- Warning: {fid['warning']}")
     else:
         lines.append("- FID: not computed")
     if seg:

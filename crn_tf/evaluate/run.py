@@ -31,6 +31,7 @@ class EvaluationOptions:
     real: str | None = None
     label_set: str | None = None
     batch_size: int = 4
+    low_memory: bool = False
     image_index: int | str = 0
     limit: int | None = None
     inception: str | None = None
@@ -144,7 +145,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         synthesized_dir = os.path.join(out, "synthesized")
         _log(options, f"synthesizing {len(examples)} layouts into {synthesized_dir}")
         synthesized = synthesize_split(model, examples, synthesized_dir, label_set, options.batch_size,
-                                       options.image_index, options.progress)
+                                       options.image_index, options.progress, options.low_memory)
         size = tuple(model.output_size)
         per_layout = int(model.num_images)
         # Free the generator before the scoring networks are loaded.
@@ -218,9 +219,9 @@ def evaluate(options: EvaluationOptions) -> dict:
             segmenter=segmenter.describe(),
             class_names=class_names(label_set)[:-1],
             protocol=(f"segmenter run at {run_at}; ground-truth labels read at full resolution and resized to "
-                      f"{size[0]}x{size[1]} by nearest neighbour; void pixels ignored; mIoU = mean IoU over the "
-                      f"{label_set.num_classes} classes present in ground truth or prediction, and pixel accuracy, "
-                      "both from one confusion matrix accumulated over the split"),
+                      f"{size[0]}x{size[1]} by nearest neighbour; void pixels ignored; IoU per class over the "
+                      f"{label_set.num_classes} classes, mIoU = their mean over the classes present in ground truth or "
+                      "prediction, and pixel accuracy, both from one confusion matrix accumulated over the split"),
         )
         if options.segment_real:
             if options.real is not None:

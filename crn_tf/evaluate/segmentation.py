@@ -135,7 +135,7 @@ def load_segmenter(path: str | os.PathLike, run_size: tuple[int, int] | None = N
     """Loads the SavedModel at `path` and checks its `serving_default` signature (see module doc)."""
     import tensorflow as tf
 
-    path = os.fspath(path)
+    path = os.path.abspath(os.fspath(path))
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise SegmenterError(f"{path}: not a SavedModel directory (no saved_model.pb)")
     try:

@@ -40,14 +40,17 @@ def synthesize_split(
     batch_size: int = 4,
     image_index: int | str = 0,
     progress: bool = True,
+    low_memory: bool = False,
 ) -> list[str]:
     """Runs `model` over `examples` (crn_tf.data.Example) and writes `<stem>.png` into `out_dir`.
 
-    Layouts are read at the model's size, `batch_size` per call. Layouts whose files exist are
-    skipped (resume). Returns the written or existing paths, in example order.
+    Layouts are read at the model's size, `batch_size` per call, through
+    `crn_tf.inference.synthesize` (`low_memory` selects its banded pass for large outputs).
+    Layouts whose files exist are skipped (resume). Returns the written or existing paths, in
+    example order.
     """
     from crn_tf.data import make_layout_dataset
-    from crn_tf.demo import make_predictor
+    from crn_tf.inference import synthesize
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -61,9 +64,8 @@ def synthesize_split(
     bar.update(len(examples) - len(todo))
     if todo:
         dataset = make_layout_dataset(list(todo), tuple(model.output_size), label_set, batch_size)
-        predict = make_predictor(model)
         for layout, _, index in dataset:
-            images = to_uint8(predict(layout).numpy())  # [B, k, H, W, 3]
+            images = to_uint8(synthesize(model, layout, low_memory=low_memory).numpy())  # [B, k, H, W, 3]
             for item, example_index in enumerate(np.asarray(index).tolist()):
                 for j, name in names[todo[example_index].stem]:
                     save_image(os.path.join(out_dir, name), images[item, j])
