@@ -10,7 +10,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["crn_tf", "crn_tf.*"]),
     install_requires=["tensorflow>=2.16", "numpy", "scipy", "pillow"],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "selenium"]},
     entry_points={
         "console_scripts": [
             "crn-train=crn_tf.training.cli:main",
