@@ -217,3 +217,42 @@ def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
     assert plugin == "images" and list(tensor[:2]) == [b"16", b"8"] and len(tensor) == 2 + 3
     assert Visualizer(tmp_path / "other", CITYSCAPES, enabled=False).save_grid(1, grid) is None
     assert not (tmp_path / "other").exists()
+
+
+def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path):
+    import io
+
+    from crn_tf.training.options import TrainOptions
+    from crn_tf.training.run import train
+
+    def run(run_dir, **extra):
+        stream = io.StringIO()
+        options = TrainOptions(data=city, val_data=city, size="32x64", width_multiplier=1 / 128, preset="512p",
+                               vgg_weights="random", save_every=3, summary_every=2, log_every=2, num_samples=2,
+                               strategy="default", run_dir=str(run_dir), **extra)
+        return train(options, stream=stream), stream.getvalue()
+
+    first, log = run(tmp_path / "a", steps=8)  # one epoch: 8 examples
+    assert "training from scratch" in log and "[default: auto]" in log
+    assert f"try it: python demo.py --checkpoint {tmp_path / 'a'}" in log
+    run_dir = tmp_path / "a"
+    for name in ("options.json", "opt.txt", "loss_log.txt", "web/index.html", "model/config.json"):
+        assert (run_dir / name).exists(), name
+    assert sorted(os.listdir(run_dir / "checkpoints")) == [
+        "checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index", "ckpt-6.data-00000-of-00001", "ckpt-6.index",
+        "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
+    assert os.listdir(run_dir / "web" / "images") == ["epoch001_val.png"]
+    loaded = load_model(run_dir)
+    assert loaded.checkpoint_info["step"] == 8
+    for a, b in zip(loaded.weights, first.trainer.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    events = glob.glob(str(run_dir / "logs" / "train" / "events.*"))
+    tags = {v.tag for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+    assert {"loss/total", "loss/conv5_2", "learning_rate", "images_per_sec", "samples/layout",
+            "samples/reference", "samples/synthesized"} <= tags
+
+    # The run dir's checkpoint wins over --init-from; a new run dir takes --init-from.
+    _, log = run(run_dir, steps=9, init_from=str(run_dir / "model"))
+    assert "resumed from step 8 " in log and "initialised" not in log
+    _, log = run(tmp_path / "b", steps=1, init_from=str(run_dir / "model"))
+    assert "initialised 5 modules" in log  # g_4 .. g_32 and the output conv (same size, same k)

@@ -6,7 +6,7 @@ before step 0, by the chief worker only.
 
 Faithful first: with `--data` given, the defaults are the original's (256p preset, k = 9,
 ImageNet VGG, Adam 1e-4, batch 1, 200 epochs). Without `--data`, `train.py` runs its embedded
-small default (a synthetic city, 64x128, width multiplier 1/16, random VGG): the fields whose
+small default (a synthetic city, 64x128, width multiplier 1/16, k = 1, random VGG): the fields whose
 default is `None` ("auto") are settled by `resolve_options` for whichever case applies.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ SMOKE_DEFAULTS: dict[str, Any] = {
     "size": SMOKE_SIZE,
     "width_multiplier": 1 / 16,
     "vgg_weights": "random",
+    "num_images": 1,  # k = 1 keeps the CPU run to minutes (VGG sees k + 1 images a step)
     "epochs": 12,
     "run_dir": os.path.join("runs", "synthetic_small"),
     "save_every": 200,
@@ -38,6 +39,7 @@ PAPER_DEFAULTS: dict[str, Any] = {
     "size": None,  # the preset's own size
     "width_multiplier": 1.0,
     "vgg_weights": "imagenet",
+    "num_images": None,  # the preset's: 9 at 256p, 1 at 512p and 1024p
     "epochs": 200,
     "run_dir": None,  # runs/<preset>
     "save_every": 1000,
@@ -64,14 +66,14 @@ class TrainOptions:
     label_set: str = _field("cityscapes", "label set: 'cityscapes' or a JSON label-set file")
     split: str = _field("train", "split to train on (Cityscapes roots and paired dirs with train/ val/)")
     val_split: str = _field("val", "split of --val-data to validate on")
-    cache: bool = _field(False, "cache decoded examples in memory (small datasets)")
     skip_bad: bool = _field(False, "skip bad image/label pairs with a warning instead of stopping")
     # --- model ---
     preset: str = _field("256p", "the paper's generator: 256p (k=9, diversity loss), 512p, 1024p",
                          choices=("256p", "512p", "1024p"))
     size: str | None = _field(None, "output size HxW (default: the preset's; 64x128 for the small default)")
     width_multiplier: float | None = _field(None, "scale every feature width (e.g. 1/16 for small runs)")
-    num_images: int | None = _field(None, "k, images per layout (default: the preset's, 9 at 256p, 1 otherwise)")
+    num_images: int | None = _field(None, "k, images per layout (default: the preset's, 9 at 256p, 1 otherwise; "
+                                    "1 for the small default)")
     init_from: str | None = _field(None, "checkpoint (or run dir) whose modules initialise the shared modules, "
                                    "matched by module height (256p -> 512p -> 1024p)")
     train_modules: str = _field("all", "modules that train: all, lastN (e.g. last2) or module heights (e.g. 512,1024)")
