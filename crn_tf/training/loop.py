@@ -170,7 +170,8 @@ class CRNTrainer:
         stream = stream if stream is not None else sys.stderr
         steps_per_epoch = data.steps_per_epoch
         total = epochs * steps_per_epoch if max_steps is None else int(max_steps)
-        epochs = max(epochs, math.ceil(total / steps_per_epoch)) if max_steps is not None else epochs
+        if max_steps is not None:  # --steps overrides --epochs
+            epochs = math.ceil(total / steps_per_epoch)
         step, epoch, position = state.counters()
         last_loss, checkpoint, status = None, state.latest, "finished"
         with StopRequest() as stop:
