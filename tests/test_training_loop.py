@@ -256,3 +256,19 @@ def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tm
     assert "resumed from step 8 " in log and "initialised" not in log
     _, log = run(tmp_path / "b", steps=1, init_from=str(run_dir / "model"))
     assert "initialised 5 modules" in log  # g_4 .. g_32 and the output conv (same size, same k)
+
+
+def test_auto_layer_weights_rescale_after_their_epoch_and_are_checkpointed(city, vgg, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = CRN(output_size=SIZE, widths=WIDTHS)
+    model.build()
+    trainer = CRNTrainer(model, CRNLoss(vgg, layer_weights="auto", rescale_epoch=1), learning_rate=1e-3)
+    state = run_state(trainer, tmp_path)
+    trainer.fit(city_data(city), state, epochs=1, save_every=100, verbose=False)
+    weights = trainer.loss.layer_weights.numpy()
+    assert int(trainer.loss.rescale_count.numpy()) == 1 and not np.allclose(weights, 1.0)
+    restored = CRNTrainer(model, CRNLoss(vgg, layer_weights="auto", rescale_epoch=1))
+    restored_state = run_state(restored, tmp_path)
+    restored_state.restore()
+    np.testing.assert_array_equal(restored.loss.layer_weights.numpy(), weights)
+    assert int(restored.loss.rescale_count.numpy()) == 1

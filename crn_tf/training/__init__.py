@@ -1,0 +1,12 @@
+"""Training CRNs: `train.py` / `crn-train` and the library behind it.
+
+- `options`: `TrainOptions`, the one options object (flags, auto defaults, opt.txt / options.json);
+- `run`: `train(options)`, one run from options to `RUN_DIR/model/`;
+- `loop`: `CRNTrainer`, the tf.function train step and the epoch loop;
+- `data`: `EpochData`, batches in a seeded, resumable per-epoch order;
+- `modules`: the generator from options, `--init-from`, `--train-modules`;
+- `state`: `RunState` (tf.train checkpoints of the run) and `StopRequest` (SIGINT/SIGTERM);
+- `strategy`: choosing the tf.distribute strategy;
+- `callbacks`, `visualizer`: progress bar, loss log, TensorBoard, sample grids and their page;
+- `cli`: `main()` of `crn-train`.
+"""

@@ -1,7 +1,8 @@
 """`crn-train` / `python train.py`: parse the flags, run `crn_tf.training.run.train`.
 
 User errors (bad flags, bad data, a checkpoint that does not fit) print one line and exit 2;
-a NaN/Inf loss prints its message and exits 3; an interrupted run exits 0 after its checkpoint.
+a NaN/Inf loss prints its message and exits 3; SIGINT/SIGTERM save a checkpoint and exit 0; a
+second Ctrl-C aborts without saving (exit 130).
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         train(options)
+    except KeyboardInterrupt:
+        print("crn-train: aborted (the last checkpoint in the run directory is kept)", file=sys.stderr)
+        return 130
     except NonFiniteLossError as error:
         print(f"crn-train: {error}", file=sys.stderr)
         return 3
