@@ -39,11 +39,10 @@ class ProgressBar:
         self.min_interval = min_interval
         self.width = width
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._batch = 1
         self._last_print = 0.0
         self._start = time.monotonic()
         self._line = self.render(self.done, None, None)
-
-    _batch = 1
 
     def render(self, done: int, loss: float | None, images_per_sec: float | None) -> str:
         """The bar's text for `done` steps (no I/O)."""

@@ -19,7 +19,7 @@ import dataclasses
 import math
 import sys
 import time
-from typing import IO, Any, Callable
+from typing import IO, Callable
 
 import keras
 import numpy as np

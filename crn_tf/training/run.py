@@ -16,7 +16,7 @@ from typing import IO
 import keras
 import tensorflow as tf
 
-from crn_tf.labels import LabelSet, resolve_label_set
+from crn_tf.labels import resolve_label_set
 from crn_tf.model import PRESETS, parse_size
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
