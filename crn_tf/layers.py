@@ -26,13 +26,27 @@ class LayerNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+        # autocast=False: under a mixed policy gamma and beta are read in float32 like the
+        # statistics (Keras would otherwise round them to bfloat16/float16 first).
+        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones", autocast=False)
+        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros", autocast=False)
         super().build(input_shape)
 
     def call(self, x):
         # x: (batch, height, width, channels)
-        mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=[1, 2, 3], keepdims=True)  # (B, 1, 1, 1)
+        return self.normalize(x, *self.moments(x))
+
+    @staticmethod
+    def moments(x):
+        """Per-sample mean and variance over (H, W, C), float32, each (B, 1, 1, 1)."""
+        return tf.nn.moments(tf.cast(x, tf.float32), axes=[1, 2, 3], keepdims=True)
+
+    def normalize(self, x, mean, variance):
+        """(x - mean) / sqrt(variance + epsilon) * gamma + beta, as one per-channel multiply-add.
+
+        Separate from `moments` so that a caller may compute the statistics another way (in
+        bands, `crn_tf.inference`) and still apply exactly this layer's normalisation.
+        """
         scale = tf.cast(self.gamma, tf.float32) * tf.math.rsqrt(variance + self.epsilon)  # (B, 1, 1, C)
         shift = tf.cast(self.beta, tf.float32) - mean * scale
         return x * tf.cast(scale, x.dtype) + tf.cast(shift, x.dtype)
