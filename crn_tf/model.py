@@ -182,7 +182,10 @@ class CRN(keras.Model):
 
     def to_images(self, features: tf.Tensor) -> tf.Tensor:
         """Last features (B, H, W, d) -> images (B, k, H, W, 3) in about 0..255, float32."""
-        x = self.output_conv(tf.cast(features, tf.float32))  # (B, H, W, 3k)
+        return self.arrange_images(self.output_conv(tf.cast(features, tf.float32)))  # conv: (B, H, W, 3k)
+
+    def arrange_images(self, x: tf.Tensor) -> tf.Tensor:
+        """The output conv's channels (B, H, W, 3k) -> images (B, k, H, W, 3) in about 0..255."""
         x = (x + 1.0) / 2.0 * 255.0
         height, width = self.output_size
         x = tf.reshape(x, (-1, height, width, 3, self.num_images))  # channel c*k + j -> [c, j]
