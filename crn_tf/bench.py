@@ -290,13 +290,13 @@ def build_generator(config: BenchConfig):
     )
 
 
-def random_layout(model, batch_size: int, seed: int = 0):
-    """A random one-hot layout (batch, H, W, C) float32; the cost does not depend on values."""
+def random_layout(model, batch_size: int, seed: int = 0, dtype: str = "float32"):
+    """A random one-hot layout (batch, H, W, C); the cost does not depend on the values."""
     import tensorflow as tf
 
     height, width = model.output_size
     classes = tf.random.stateless_uniform((batch_size, height, width), (seed, 1), 0, model.num_channels, tf.int32)
-    return tf.one_hot(classes, model.num_channels)
+    return tf.one_hot(classes, model.num_channels, dtype=dtype)
 
 
 def model_description(model) -> dict[str, Any]:
@@ -318,7 +318,8 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
 
     rss_before = current_rss_bytes()
     model = build_generator(config)
-    layout = random_layout(model, config.batch_size)
+    # The layout in the compute dtype, as a demo would hand it over (one-hot is exact in bf16).
+    layout = random_layout(model, config.batch_size, dtype=model.compute_dtype)
     traces = []
     if config.low_memory:
         forward = lambda: inference.low_memory_forward(model, layout)  # noqa: E731

@@ -7,8 +7,9 @@ at about 4.4 GB. The low-memory pass runs the same layers with the same weights,
 module by module, and computes conv1 of each large module in horizontal bands: each band
 upsamples only the feature rows it needs (plus a one-row halo for the 3x3 kernel), concats
 them with its layout rows and convolves; the bands are joined into conv1's output (small: 32
-channels at 1024p), and the layer norm, conv2 and the rest then run on whole tensors, so the
-statistics are the plain pass's. The results equal `model(layout)` to float rounding.
+channels at 1024p). The layer-norm statistics are summed band by band in float32 and applied
+by the layer's own `normalize`; conv2 and the rest run on whole tensors. The results equal
+`model(layout)` to float rounding (the banded convolution rows are the full one's exactly).
 """
 from __future__ import annotations
 
@@ -62,31 +63,75 @@ def synthesize(
 def low_memory_forward(
     model, layout: tf.Tensor, band_rows: int | None = None, band_bytes: int = DEFAULT_BAND_BYTES
 ) -> tf.Tensor:
-    """`model(layout)`, computed eagerly module by module with banded conv1 in large modules.
+    """`model(layout)`, computed eagerly module by module, large modules in row bands.
 
-    Intermediates are dropped as soon as the next one exists, so the peak is about the
-    previous module's features, the current conv1 output and one band.
+    A large module's activations are kept as a list of row bands: conv1 reads the upsampled
+    features band by band (`banded_conv1`), conv2 reads each band with one row of its
+    neighbours (`banded_conv`), the layer-norm statistics are summed over the bands in
+    float32 (`banded_moments`) and applied by the layer's own `normalize`, band by band, and
+    the output conv runs per band. The full-size layout is cast to the compute dtype one band
+    at a time. No full-size temporary of a large module ever exists beside its bands.
     """
     if band_rows is not None and band_rows < 1:
         raise ValueError(f"band_rows must be >= 1, got {band_rows}")
-    layout = tf.cast(layout, model.compute_dtype)  # (B, H, W, C), as CRN.call
-    features = None
+    dtype = model.compute_dtype
+    features = None  # a tensor, or a list of row bands after a banded module
     for index, module in enumerate(model.refinement_modules):
-        scaled = area_downsample(layout, model.module_sizes[index])  # (B, h_i, w_i, C)
+        size = tuple(model.module_sizes[index])
+        full_size = size == tuple(layout.shape[1:3])
+        # As CRN.call: the layout in the compute dtype, area-downsampled to the module's size.
+        scaled = layout if full_size else area_downsample(tf.cast(layout, dtype), size)  # (B, h_i, w_i, C)
         if features is None:
-            features = module(scaled)
+            features = module(tf.cast(scaled, dtype))
             continue
+        if isinstance(features, list):
+            features = join_bands(features)
         rows = band_rows or rows_per_band(features, scaled, band_bytes)
-        if rows >= scaled.shape[1]:
-            features = module([features, scaled])  # small enough: the module's own call
+        if rows >= size[0]:
+            features = module([features, tf.cast(scaled, dtype)])  # small enough: the module's own call
             continue
-        x = banded_conv1(module, features, scaled, rows)  # (B, h_i, w_i, d_i)
+        bands = banded_conv1(module, features, scaled, rows)  # [(B, rows, w_i, d_i)]
         features = scaled = None  # free the previous module's features before the big tail
-        x = tf.nn.leaky_relu(module.norm1(x), alpha=module.leak)
-        x = module.conv2(x)
-        features = tf.nn.leaky_relu(module.norm2(x), alpha=module.leak)
-        x = None
+        _normalize_bands(module.norm1, bands, module.leak)
+        bands = banded_conv(module.conv2, bands)
+        _normalize_bands(module.norm2, bands, module.leak)
+        features = bands
+    if isinstance(features, list):
+        # The 1x1 output conv is per pixel: band by band, then the model's own arrangement.
+        outputs = [model.output_conv(tf.cast(band, tf.float32)) for band in features]
+        features = None
+        return model.arrange_images(join_bands(outputs))
     return model.to_images(features)
+
+
+def _normalize_bands(norm, bands: list, leak: float) -> None:
+    """LReLU(norm(x)) of the whole tensor held as `bands`, in place, band by band."""
+    mean, variance = banded_moments(bands)
+    for i in range(len(bands)):
+        bands[i] = tf.nn.leaky_relu(norm.normalize(bands[i], mean, variance), alpha=leak)
+
+
+def join_bands(bands: list) -> tf.Tensor:
+    """Row bands -> one tensor (the list is emptied as it goes)."""
+    if len(bands) == 1:
+        return bands.pop()
+    joined = tf.concat(bands, axis=1)
+    bands.clear()
+    return joined
+
+
+def banded_moments(bands: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-sample mean and variance over (H, W, C) of the tensor held as row `bands`, float32,
+    (B, 1, 1, 1) each, as `LayerNorm.moments` computes them (the mean, then the mean squared
+    deviation from it), with float32 copies one band large."""
+    count = float(sum(int(b.shape[1]) for b in bands) * int(bands[0].shape[2]) * int(bands[0].shape[3]))
+    total = tf.add_n([tf.reduce_sum(tf.cast(b, tf.float32), axis=[1, 2, 3], keepdims=True) for b in bands])
+    mean = total / count
+    squares = tf.add_n([
+        tf.reduce_sum(tf.math.squared_difference(tf.cast(b, tf.float32), mean), axis=[1, 2, 3], keepdims=True)
+        for b in bands
+    ])
+    return mean, squares / count
 
 
 def rows_per_band(features: tf.Tensor, layout: tf.Tensor, band_bytes: int = DEFAULT_BAND_BYTES) -> int:
@@ -96,24 +141,49 @@ def rows_per_band(features: tf.Tensor, layout: tf.Tensor, band_bytes: int = DEFA
     return max(1, int(band_bytes) // max(1, row_bytes))
 
 
-def banded_conv1(module, features: tf.Tensor, layout: tf.Tensor, band_rows: int) -> tf.Tensor:
-    """conv1 of a refinement module on [upsample(features), layout], `band_rows` output rows at a time.
+def banded_conv1(module, features: tf.Tensor, layout: tf.Tensor, band_rows: int) -> list:
+    """conv1 of a refinement module on [upsample(features), layout], as row bands of `band_rows`.
 
     Each band convolves its rows plus the neighbouring row above and below (SAME padding pads
     only beyond those, at the image edges the true zero rows) and keeps its own rows: exactly
     the full convolution's rows.
     """
     height, width = int(layout.shape[1]), int(layout.shape[2])
+    dtype = module.compute_dtype
+    # The float32 row blending of `upsample_rows` needs about 4 float32 copies of its rows: do
+    # it a few rows at a time so that they stay far smaller than a band.
+    blend_rows = max(1, band_rows * features.dtype.size // (4 * 4 * 4))
     bands = []
     for start in range(0, height, band_rows):
         stop = min(start + band_rows, height)
         low, high = max(start - 1, 0), min(stop + 1, height)  # with the 1-row halo
-        upsampled = upsample_rows(features, low, high, (height, width), module.align_corners)
-        merged = tf.concat([upsampled, tf.cast(layout[:, low:high], upsampled.dtype)], axis=-1)
+        pieces = [
+            upsample_rows(features, a, min(a + blend_rows, high), (height, width), module.align_corners)
+            for a in range(low, high, blend_rows)
+        ]
+        upsampled = join_bands(pieces)  # (B, high - low, W, d_prev)
+        merged = tf.concat([upsampled, tf.cast(layout[:, low:high], dtype)], axis=-1)  # (B, rows, W, d_prev + C)
+        upsampled = None
         out = module.conv1(merged)  # (B, high - low, W, d)
         bands.append(out[:, start - low : stop - low])
-        upsampled = merged = out = None
-    return tf.concat(bands, axis=1) if len(bands) > 1 else bands[0]
+        merged = out = None
+    return bands
+
+
+def banded_conv(conv, bands: list) -> list:
+    """A 3x3 SAME convolution of the tensor held as row `bands`, band by band: each band is
+    convolved with one row of each neighbour and keeps its own rows (exactly the full
+    convolution's). Input bands are released as soon as no output band needs them."""
+    outputs = []
+    for i in range(len(bands)):
+        above = [bands[i - 1][:, -1:]] if i > 0 else []
+        below = [bands[i + 1][:, :1]] if i + 1 < len(bands) else []
+        out = conv(tf.concat(above + [bands[i]] + below, axis=1) if above or below else bands[i])
+        outputs.append(out[:, len(above) : int(out.shape[1]) - len(below)])
+        if i > 0:
+            bands[i - 1] = None  # its last row was the halo of band i
+    bands.clear()
+    return outputs
 
 
 def interpolation_rows(in_size: int, out_size: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
