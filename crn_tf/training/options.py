@@ -81,6 +81,8 @@ class TrainOptions:
     # --- loss ---
     vgg_weights: str | None = _field(None, "VGG-19 weights: imagenet, a .h5/.mat path, or random "
                                      "(default: imagenet; random for the small default)")
+    vgg_pooling: str = _field("avg", "VGG-19 pooling: avg (the original's) or max (Keras' VGG-19 as trained)",
+                              choices=("avg", "max"))
     layer_weights: str = _field("original", "perceptual-loss layer weights: original (the release's constants) "
                                 "or auto (1/elements, rescaled at --rescale-epoch)", choices=("original", "auto"))
     rescale_epoch: int = _field(100, "with --layer-weights auto: rescale the weights after this epoch")

@@ -72,7 +72,8 @@ def build_loss(options: TrainOptions, diversity: bool):
 
     weights = None if options.vgg_weights == "random" else options.vgg_weights
     policy = MIXED_POLICIES[options.mixed_precision]
-    features = VGG19Features(weights, dtype=policy) if policy else VGG19Features(weights)
+    dtype = {"dtype": policy} if policy else {}
+    features = VGG19Features(weights, pooling=options.vgg_pooling, **dtype)
     return CRNLoss(features, layer_weights=layer_weights_name(options, diversity), diversity=diversity,
                    rescale_epoch=options.rescale_epoch)
 
