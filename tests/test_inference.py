@@ -76,3 +76,20 @@ def test_synthesize_plain_and_errors(small_model, layout):
         inference.synthesize(small_model, tf.zeros((1, 32, 64, 20)), low_memory=True)
     with pytest.raises(ValueError, match="band_rows"):
         inference.synthesize(small_model, layout, low_memory=True, band_rows=0)
+
+
+def test_fused_affine_leaky_relu_matches_numpy(rng):
+    # The bf16 inference form of norm + LReLU (a fused diagonal 1x1 conv) is x * scale + shift,
+    # then max(0.2 y, y), rounded once to bfloat16.
+    from crn_tf.layers import affine_leaky_relu_1x1
+
+    x = tf.cast(rng.normal(size=(1, 6, 10, 5)).astype(np.float32), tf.bfloat16)
+    scale = rng.uniform(-1.5, 1.5, size=(1, 1, 1, 5)).astype(np.float32)
+    shift = rng.normal(size=(1, 1, 1, 5)).astype(np.float32)
+    got = tf.function(lambda v: affine_leaky_relu_1x1(v, scale, shift, 0.2))(x)
+    assert got.dtype == tf.bfloat16
+    s16 = tf.cast(tf.cast(scale, tf.bfloat16), tf.float32).numpy()
+    t16 = tf.cast(tf.cast(shift, tf.bfloat16), tf.float32).numpy()
+    y = tf.cast(x, tf.float32).numpy() * s16 + t16
+    expected = np.maximum(0.2 * y, y)
+    np.testing.assert_allclose(tf.cast(got, tf.float32).numpy(), expected, rtol=2**-7, atol=1e-6)
