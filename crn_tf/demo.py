@@ -121,7 +121,7 @@ def _training_notes(info: dict) -> list[str]:
     lines = []
     if "step" in info:
         epochs = f" ({info['epochs']} epochs)" if "epochs" in info else ""
-        lines.append(f"trained for {info['step']} steps{epochs}" + (f" in {info['run_dir']}" if info.get("run_dir") else ""))
+        lines.append(f"trained for {info['step']} steps{epochs}")
     if (info.get("options") or {}).get("vgg_weights") == "random":
         lines.append("note: trained with a RANDOM-weight VGG-19 loss (a smoke-run model; the paper's loss needs "
                      "ImageNet VGG-19 weights), so do not expect photographic results")
