@@ -65,6 +65,7 @@ class BenchConfig:
     torch_python: str | None = None
     torch_script: str | None = None
     profile: bool = False
+    memory_guard_gb: float = 1.0
 
     def validate(self) -> None:
         from crn_tf.model import PRESETS, parse_size
@@ -201,6 +202,37 @@ def gpu_peak_bytes() -> int | None:
     if not tf.config.list_physical_devices("GPU"):
         return None
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of the machine (/proc/meminfo), in bytes."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def start_memory_guard(min_available_bytes: int, interval: float = 0.05) -> None:
+    """Ends this process (exit 3, one line on stderr) if the machine's available memory falls
+    below `min_available_bytes`: a benchmark must not push a shared machine into the OOM killer."""
+    import threading
+
+    def watch():
+        while True:
+            available = available_memory_bytes()
+            if available is not None and available < min_available_bytes:
+                rss = current_rss_bytes() or 0
+                print(f"error: stopped by the memory guard: the machine had {available / 2**30:.2f} GiB available "
+                      f"(< {min_available_bytes / 2**30:.2f}) at this process's RSS {rss / 2**30:.2f} GiB",
+                      file=sys.stderr, flush=True)
+                os._exit(3)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, daemon=True, name="memory-guard").start()
 
 
 # === Timing ===
@@ -424,6 +456,8 @@ def _configure_threads(threads: int | None) -> None:
 def run_part(part: str, config: BenchConfig) -> dict[str, Any]:
     """One measurement ("peak", "generator" or "train") in this process."""
     _configure_threads(config.threads)
+    if config.isolate and config.memory_guard_gb > 0:
+        start_memory_guard(int(config.memory_guard_gb * 2**30))
     if part == "peak":
         result = measure_peaks(config.precision, config.peak, config.peak_runs)
     elif part == "generator":
@@ -617,6 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--torch-script", help="path of the PyTorch peer (default ../shared/peers/torch_crn.py)")
     parser.add_argument("--profile", action="store_true",
                         help="after timing, trace 2 runs with tf.profiler and list the top ops")
+    parser.add_argument("--memory-guard-gb", type=float, default=1.0,
+                        help="stop a measurement when the machine has less than this available (GiB; 0 = off)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", help=argparse.SUPPRESS)
