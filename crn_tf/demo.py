@@ -22,6 +22,7 @@ from PIL import Image
 
 from crn_tf.images import make_grid, save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
+from crn_tf.progress import Progress
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_64x128")
@@ -183,11 +184,7 @@ def synthesize_folder(
 
     written: list[str] = []
     entries: list[PageEntry] = []
-    done = 0
-    if progress:
-        from crn_tf.data.progress import show_progress
-
-        show_progress(0, len(examples), start, "synthesizing")
+    bar = Progress(len(examples), "synthesizing", enabled=progress)
     for layout, _, index in _batches(dataset, examples, label_set):
         images = to_uint8(synthesize(model, layout, low_memory=low_memory).numpy())  # (B, k, H, W, 3)
         classes = onehot_to_classes(layout.numpy())  # (B, H, W)
@@ -210,9 +207,8 @@ def synthesize_folder(
                 reference_name = os.path.join(PAGE_DIR, f"{example.stem}_real.jpg")
                 save_image(os.path.join(out_dir, reference_name), _resize(read_image(example.image_path), size), quality=90)
             entries.append(PageEntry(example.stem, layout_name, tuple(names[:num_images]), reference_name))
-            done += 1
-            if progress:
-                show_progress(done, len(examples), start, "synthesizing")
+            bar.update()
+    bar.close()
 
     entries.sort(key=lambda e: e.stem)
     height, width = model.output_size

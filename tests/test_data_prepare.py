@@ -53,7 +53,7 @@ def test_rerun_skips_complete_pairs_and_redoes_broken_ones(city, tmp_path, capsy
     assert os.path.getmtime(tmp_path / "train" / "labels" / f"{stems[0]}.png") == mtime
     assert probe(broken).size == (16, 32)
     err = capsys.readouterr().err
-    assert "1 of 3 pairs already written" in err and "prepare train: [" in err and "2/2" in err
+    assert "1 of 3 pairs already written" in err and "prepare train [" in err and "2/2" in err
     resized = prepare(city, tmp_path, size=(32, 64), progress=False)  # another size: everything again
     assert (resized["written"], resized["skipped"]) == (3, 0)
     assert not [n for n in os.listdir(tmp_path / "train" / "images") if ".tmp" in n]
@@ -98,5 +98,5 @@ def test_cli_module(city, tmp_path):
                "--size", "32x64", "--out", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "prepared 1 pairs, skipped 0" in result.stdout and "prepare val: [" in result.stderr
+    assert "prepared 1 pairs, skipped 0" in result.stdout and "prepare val [" in result.stderr
     assert probe(tmp_path / "val" / "labels" / f"{find_examples(city, 'val')[0].stem}.png").size == (32, 64)

@@ -254,7 +254,7 @@ def test_cli_writes_both_formats_and_reports_errors(tmp_path, capsys):
     assert len(list((tmp_path / "c" / "leftImg8bit" / "train").rglob("*.png"))) == 2
     assert len(list((tmp_path / "c" / "leftImg8bit" / "val").rglob("*.png"))) == 1  # default: num / 4, >= 1
     out = capsys.readouterr()
-    assert "[3/3]" in out.err and "wrote 3 scenes" in out.out
+    assert "writing scenes [" in out.err and "] 3/3 val/" in out.err and "wrote 3 scenes" in out.out
     argv = [str(tmp_path / "p"), "--num", "1", "--val", "0", "--size", "16x32", "--format", "paired", "--label-set", STREET5]
     assert synthetic.main(argv) == 0
     assert len(os.listdir(tmp_path / "p" / "train" / "labels")) == 1

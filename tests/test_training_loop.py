@@ -234,6 +234,7 @@ def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tm
 
     first, log = run(tmp_path / "a", steps=8)  # one epoch: 8 examples
     assert "training from scratch" in log and "[default: auto]" in log
+    assert "\nepoch 1/1 [########################] 8/8 loss " in log  # the progress bar's last line
     assert f"try it: python demo.py --checkpoint {tmp_path / 'a'}" in log
     run_dir = tmp_path / "a"
     for name in ("options.json", "opt.txt", "loss_log.txt", "web/index.html", "model/config.json"):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from crn_tf.training.callbacks import LossLog, ProgressBar, format_duration
+from crn_tf.training.callbacks import LossLog
 from crn_tf.training.options import (
     PAPER_DEFAULTS, SMOKE_DATA, SMOKE_DEFAULTS, TrainOptions, check_resume_compatible, format_options,
     load_options, parse_options, parse_train_modules, resolve_options, save_options,
@@ -81,17 +81,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
-def test_progress_bar_and_loss_log(tmp_path):
-    import io
-
-    stream = io.StringIO()
-    bar = ProgressBar(10, "epoch 1/2", stream=stream, min_interval=0.0)
-    assert bar.render(5, 1.5, 1.0) == "epoch 1/2 [############............] 5/10 loss 1.5 1 img/s ETA 00:05"
-    bar.update(5, 1.5, 2.0)
-    bar.close()
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("epoch 1/2 [") and "5/10" in lines[-1]
-    assert format_duration(3725) == "1:02:05" and format_duration(65) == "01:05"
+def test_loss_log(tmp_path):
     log = LossLog(tmp_path / "loss_log.txt")
     log.write(10, 0, 2.5, 3.0)
     log.write(20, 1, 1.25, 3.5)

@@ -15,19 +15,18 @@ import argparse
 import json
 import os
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from crn_tf.data.progress import show_progress
 from crn_tf.data.readers import DataError, probe
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source, summarize, warn_skipped
 from crn_tf.images import to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
+from crn_tf.progress import Progress
 
 
 def void_color(label_set: LabelSet) -> tuple[int, int, int] | None:
@@ -133,7 +132,6 @@ def prepare(
     pending = [e for e in examples
                if not (_complete(targets(e)[0], size) and (not with_images or _complete(targets(e)[1], size)))]
     skipped = len(examples) - len(pending)
-    start = time.time()
     if progress and skipped:
         print(f"prepare: {skipped} of {len(examples)} pairs already written, skipping them", file=sys.stderr)
     if pending:
@@ -143,6 +141,7 @@ def prepare(
         if skip_bad:
             dataset = dataset.ignore_errors(log_warning=True)
         written = 0
+        bar = Progress(len(pending), f"prepare {split}", enabled=progress)
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = []
             for element in dataset.prefetch(4).as_numpy_iterator():
@@ -153,10 +152,10 @@ def prepare(
                 if with_images:
                     futures.append(pool.submit(_save_png, image_path, to_uint8(element[0])))
                 written += 1
-                if progress:
-                    show_progress(written, len(pending), start, f"prepare {split}")
+                bar.update()
             for future in futures:
                 future.result()
+        bar.close()
     else:
         written = 0
     info = {"source": report.source, "format": report.kind, "split": split,

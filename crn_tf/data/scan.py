@@ -12,8 +12,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
@@ -23,6 +21,7 @@ from PIL import Image
 from crn_tf.data.readers import DataError, check_photo_mode, label_format_for, probe
 from crn_tf.data.sources import Discovery, Example, Problem, Source, discover, summarize
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, class_names, resolve_label_set
+from crn_tf.progress import Progress
 
 _KIND_TITLES = {
     "empty": "no data",
@@ -176,12 +175,6 @@ def _decode_pair(example: Example, label_set: LabelSet):
     return counts, unknown, None
 
 
-def _progress(done: int, total: int, start: float, what: str, stream=None) -> None:
-    from crn_tf.data.progress import show_progress
-
-    show_progress(done, total, start, what, stream or sys.stderr)
-
-
 def scan_dataset(
     source: Source | Sequence[Example],
     split: str = "train",
@@ -246,10 +239,10 @@ def _decode_all(report: ScanReport, progress: bool, workers: int | None) -> None
     totals = np.zeros(label_set.num_channels, dtype=np.int64)
     unknown: dict = collections.OrderedDict()
     bad_stems = set()
-    start = time.time()
+    bar = Progress(len(report.examples), "checking pixels", enabled=progress)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         results = pool.map(lambda e: _decode_pair(e, label_set), report.examples)
-        for done, (example, (counts, values, failure)) in enumerate(zip(report.examples, results), 1):
+        for example, (counts, values, failure) in zip(report.examples, results):
             if failure is not None:
                 report.problems.append(Problem("unreadable", failure[0], failure[1], stem=example.stem))
                 bad_stems.add(example.stem)
@@ -268,8 +261,8 @@ def _decode_all(report: ScanReport, progress: bool, workers: int | None) -> None
                         entry = unknown.setdefault(key, [0, []])
                         entry[0] += count
                         entry[1].append(example.label_path)
-            if progress:
-                _progress(done, len(report.examples), start, "checking pixels")
+            bar.update()
+    bar.close()
     report.examples = [e for e in report.examples if e.stem not in bad_stems]
     report.decoded = True
     report.class_pixels = totals

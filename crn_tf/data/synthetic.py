@@ -30,6 +30,7 @@ from PIL import Image
 
 from crn_tf.data import street
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, ids_to_classes, resolve_label_set
+from crn_tf.progress import Progress
 
 TRAIN_CITIES = ("synthcity_a", "synthcity_b")
 VAL_CITIES = ("synthcity_v",)
@@ -103,7 +104,7 @@ def _save_png(path: str, array: np.ndarray, compress_level: int = 6) -> None:
     os.replace(temporary, path)
 
 
-Progress = Callable[[int, int, str], None]
+ProgressCallback = Callable[[int, int, str], None]
 """Called after each scene with (done, total, name)."""
 
 
@@ -130,7 +131,7 @@ def write_synthetic_city(
     size: tuple[int, int] = (256, 512),
     seed: int = 0,
     instances: bool = True,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
     """Writes a synthetic Cityscapes tree under `out` and returns the stems written (train, then val).
 
@@ -219,7 +220,7 @@ def write_paired_dataset(
     seed: int = 0,
     label_format: str = "colors",
     class_map: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
     """Writes `out/{train,val}/images/<stem>.png` and `out/{train,val}/labels/<stem>.png`.
 
@@ -259,7 +260,7 @@ def write_label_folder(
     size: tuple[int, int] = (256, 512),
     seed: int = 0,
     photos: bool = True,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[str]:
     """Writes the original release's label-folder format: `out/labels/<stem>.png` (Cityscapes
     colours, RGB) and, with `photos`, the matching `out/images/<stem>.png`. Scenes are those of
@@ -289,12 +290,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if height < 8 or width < 8:
         raise argparse.ArgumentTypeError(f"size must be at least 8x8, got {text!r}")
     return height, width
-
-
-def _print_progress(done: int, total: int, name: str) -> None:
-    end = "\n" if done == total else ""
-    sys.stderr.write(f"\r[{done}/{total}] {name}".ljust(70) + end)
-    sys.stderr.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,18 +327,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--val does not apply to --format label-folder (it has no splits)")
         if args.format != "paired" and (args.label_set is not None or args.label_format is not None):
             raise ValueError("--label-set and --label-format apply to --format paired only (the others use Cityscapes)")
+        label_set = resolve_label_set(args.label_set) if args.format == "paired" else None
+        bar = Progress(args.num + num_val, "writing scenes")
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.update_to(done, extra=name)
+
         if args.format == "label-folder":
-            stems = write_label_folder(args.out, args.num, args.size, args.seed, progress=_print_progress)
+            stems = write_label_folder(args.out, args.num, args.size, args.seed, progress=progress)
         elif args.format == "cityscapes":
             stems = write_synthetic_city(args.out, args.num, num_val, args.size, args.seed,
-                                         instances=not args.no_instances, progress=_print_progress)
+                                         instances=not args.no_instances, progress=progress)
         else:
-            label_set = resolve_label_set(args.label_set)
             stems = write_paired_dataset(args.out, label_set, args.num, num_val, args.size, args.seed,
-                                         label_format=args.label_format or "colors", progress=_print_progress)
+                                         label_format=args.label_format or "colors", progress=progress)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    bar.close()
     height, width = args.size
     print(f"wrote {len(stems)} scenes ({args.num} train, {num_val} val) at {height}x{width} to {args.out}")
     return 0

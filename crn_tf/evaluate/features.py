@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.evaluate.inception import FeatureExtractor
-from crn_tf.evaluate.progress import Progress
+from crn_tf.progress import Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 

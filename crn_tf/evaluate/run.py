@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from crn_tf.evaluate.progress import Progress
 from crn_tf.labels import LabelSet, class_names, resolve_label_set
+from crn_tf.progress import Progress
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "crn_tf", "features")
 

@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from crn_tf.evaluate.progress import Progress
 from crn_tf.images import save_image, to_uint8
+from crn_tf.progress import Progress
 
 REAL_RESIZE = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
                "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX}

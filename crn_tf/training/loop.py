@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from crn_tf.losses import LAYER_NAMES
-from crn_tf.training.callbacks import LossLog, ProgressBar
+from crn_tf.progress import Progress
+from crn_tf.training.callbacks import LossLog
 from crn_tf.training.state import RunState, StopRequest
 from crn_tf.training.visualizer import Visualizer, sample_rows
 
@@ -179,8 +180,8 @@ class CRNTrainer:
                 if position >= steps_per_epoch:
                     epoch, position = epoch + 1, 0
                 iterator = self.epoch_iterator(data, epoch, position)
-                bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", start=position,
-                                  stream=stream) if verbose else None
+                bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=verbose, stream=stream,
+                               done=position, unit="img", per_step=self.global_batch_size)
                 pending: list = []
                 window_start, window_steps = time.monotonic(), 0
                 while position < steps_per_epoch and step < total:
@@ -195,8 +196,7 @@ class CRNTrainer:
                         elapsed = time.monotonic() - window_start
                         speed = window_steps * self.global_batch_size / max(elapsed, 1e-9)
                         window_start, window_steps = time.monotonic(), 0
-                        if bar is not None:
-                            bar.update(position, last_loss, speed, self.global_batch_size)
+                        bar.update_to(position, extra=f"loss {last_loss:.4g}", rate=speed)
                         if loss_log is not None:
                             loss_log.write(step, epoch, last_loss, speed)
                         if visualizer is not None:
@@ -217,8 +217,7 @@ class CRNTrainer:
                     if stop.requested:
                         status = "interrupted"
                         break
-                if bar is not None:
-                    bar.close("interrupted" if stop.requested else "")
+                bar.close("interrupted" if stop.requested else "")
                 if position >= steps_per_epoch:
                     if on_epoch_end is not None:
                         on_epoch_end(epoch + 1, step)
