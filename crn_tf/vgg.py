@@ -24,6 +24,7 @@ import tensorflow as tf
 import keras
 
 logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())  # no echo from Python's last-resort handler: the stderr line is the one copy
 
 # The original's mean, per RGB channel (the Keras/Caffe mean is the same numbers in BGR order).
 RGB_MEAN = (123.68, 116.779, 103.939)
@@ -252,6 +253,7 @@ def resolve_vgg_weights(weights: str | os.PathLike | None) -> dict | None:
 
 
 def _warn_random_weights() -> None:
+    """One loud `WARNING: ...` line on stderr per process, plus a record for applications that configure logging."""
     global _random_warning_shown
     if _random_warning_shown:
         return

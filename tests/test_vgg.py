@@ -241,6 +241,15 @@ def test_random_weights_warn_loudly_once(monkeypatch, capsys, caplog):
     assert sum("NOT the paper's" in record.getMessage() for record in caplog.records) == 1
 
 
+def test_random_weights_warning_is_one_stderr_line_without_logging_setup(monkeypatch, capsys):
+    monkeypatch.setattr(vgg, "_random_warning_shown", False)
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in train.py: nobody configured logging
+    VGG19Features(weights=None)
+    VGG19Features(weights=None)
+    err = capsys.readouterr().err
+    assert err.count("RANDOM weights") == 1 and err.startswith("WARNING: VGG19Features(weights=None)")
+
+
 def test_frozen_no_gradient_into_weights(image):
     features = VGG19Features(weights=None)
     assert features.trainable_weights == [] and len(features.non_trainable_weights) == 28
