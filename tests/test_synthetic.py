@@ -217,18 +217,24 @@ def test_paired_format_ids_and_unmatched_classes(tmp_path):
         write_paired_dataset(tmp_path / "y", no_void, 1, 0, SIZE)
 
 
-def test_label_folder_matches_the_cityscapes_tree(tmp_path, city):
+@pytest.mark.parametrize("split", [None, "train"])
+def test_label_folder_matches_the_cityscapes_tree(tmp_path, city, split):
     out, stems = city
-    names = synthetic.write_label_folder(tmp_path, 2, SIZE, seed=7)
+    names = synthetic.write_label_folder(tmp_path, 2, SIZE, seed=7, **({"split": split} if split else {}))
     assert names == ["street_0000", "street_0001"]
-    # Scene i of the label folder is train scene i of the Cityscapes tree with the same seed.
-    city_name, first = synthetic.cityscapes_stem("train", 0, 3)
-    label_ids = _read(out / "gtFine" / "train" / city_name / f"{first}_gtFine_labelIds.png")
-    rgb = _read(tmp_path / "labels" / "street_0000.png")
-    assert rgb.shape == SIZE + (3,)
-    np.testing.assert_array_equal(colors_to_classes(rgb, CITYSCAPES), ids_to_classes(label_ids))
-    photo = _read(out / "leftImg8bit" / "train" / city_name / f"{first}_leftImg8bit.png")
-    np.testing.assert_array_equal(_read(tmp_path / "images" / "street_0000.png"), photo)
+    # Scene i of the label folder is scene i of the split (default val) of the Cityscapes tree with the same seed.
+    split = split or "val"
+    for index, name in enumerate(names):
+        city_name, stem = synthetic.cityscapes_stem(split, index, 3 if split == "train" else 2)
+        label_ids = _read(out / "gtFine" / split / city_name / f"{stem}_gtFine_labelIds.png")
+        rgb = _read(tmp_path / "labels" / f"{name}.png")
+        assert rgb.shape == SIZE + (3,)
+        np.testing.assert_array_equal(colors_to_classes(rgb, CITYSCAPES), ids_to_classes(label_ids))
+        photo = _read(out / "leftImg8bit" / split / city_name / f"{stem}_leftImg8bit.png")
+        np.testing.assert_array_equal(_read(tmp_path / "images" / f"{name}.png"), photo)
+    with pytest.raises(ValueError, match="split must be one of train, val, test, got 'validation'"):
+        synthetic.write_label_folder(tmp_path / "bad", 1, SIZE, split="validation")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_committed_samples_are_readable_street_layouts(tmp_path):
@@ -242,11 +248,16 @@ def test_committed_samples_are_readable_street_layouts(tmp_path):
             classes = colors_to_classes(rgb, CITYSCAPES, source=name)  # only Cityscapes colours
             assert {0, 1, 2, 10} <= set(np.unique(classes).tolist()), name  # road, sidewalk, building, sky
             assert _read(os.path.join(folder, "images", name)).shape == shape + (3,)
-    # They are what the generator writes today (docs/synthetic.md has the command).
-    for stem in synthetic.write_label_folder(tmp_path, 4, (64, 128), seed=0, photos=False):
-        committed = _read(os.path.join(REPO, "data", "samples", "64x128", "labels", f"{stem}.png"))
-        regenerated = _read(tmp_path / "labels" / f"{stem}.png")
-        assert (committed == regenerated).all(axis=-1).mean() > 0.995, stem
+    # They are what the generator writes today from the val split, seed 0 (docs/synthetic.md has the
+    # command): the scenes `python train.py` holds out in data/synthetic_city, not the ones it trains on.
+    for size, shape in (("64x128", (64, 128)), ("256x512", (256, 512))):
+        for stem in synthetic.write_label_folder(tmp_path / size, 4, shape, seed=0, photos=False, split="val"):
+            committed = _read(os.path.join(REPO, "data", "samples", size, "labels", f"{stem}.png"))
+            regenerated = _read(tmp_path / size / "labels" / f"{stem}.png")
+            assert (committed == regenerated).all(axis=-1).mean() > 0.995, (size, stem)
+            index = int(stem.rsplit("_", 1)[1])
+            _, train_ids = synthetic.render_scene(shape, synthetic.scene_seed(0, "train", index))
+            assert (committed != synthetic.label_ids_to_colors(train_ids)).any(axis=-1).mean() > 0.05, (size, stem)
 
 
 def test_cli_writes_both_formats_and_reports_errors(tmp_path, capsys):
@@ -264,7 +275,18 @@ def test_cli_writes_both_formats_and_reports_errors(tmp_path, capsys):
     assert "none.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert synthetic.main([str(tmp_path / "f"), "--format", "label-folder", "--num", "2", "--size", "16x32"]) == 0
     assert sorted(os.listdir(tmp_path / "f" / "labels")) == ["street_0000.png", "street_0001.png"]
+    assert "(val split)" in capsys.readouterr().out
+    assert synthetic.main([str(tmp_path / "t"), "--format", "label-folder", "--num", "1", "--size", "16x32",
+                           "--split", "train"]) == 0
+    _, train_ids = synthetic.render_scene((16, 32), synthetic.scene_seed(0, "train", 0))
+    np.testing.assert_array_equal(_read(tmp_path / "t" / "labels" / "street_0000.png"),
+                                  synthetic.label_ids_to_colors(train_ids))
+    _, val_ids = synthetic.render_scene((16, 32), synthetic.scene_seed(0, "val", 0))
+    np.testing.assert_array_equal(_read(tmp_path / "f" / "labels" / "street_0000.png"),
+                                  synthetic.label_ids_to_colors(val_ids))
     capsys.readouterr()
+    assert synthetic.main([str(tmp_path / "s"), "--split", "val", "--size", "16x32"]) == 1
+    assert "--split applies to --format label-folder only" in capsys.readouterr().err
     assert synthetic.main([str(tmp_path / "g"), "--format", "label-folder", "--val", "2"]) == 1
     assert "--val does not apply" in capsys.readouterr().err
     assert synthetic.main([str(tmp_path / "h"), "--label-set", STREET5, "--size", "16x32"]) == 1

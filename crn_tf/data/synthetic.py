@@ -14,7 +14,7 @@ Command line (`--help` lists every option):
 
     python -m crn_tf.data.synthetic OUT --num 20 --val 5 --size 256x512 --seed 0
     python -m crn_tf.data.synthetic OUT --format paired --label-set data/label_sets/street5.json
-    python -m crn_tf.data.synthetic OUT --format label-folder --num 4 --size 64x128
+    python -m crn_tf.data.synthetic OUT --format label-folder --num 4 --size 64x128 --split val
 
 The scenes themselves are drawn by `crn_tf.data.street`; docs/synthetic.md describes them.
 """
@@ -35,6 +35,7 @@ from crn_tf.progress import Progress
 TRAIN_CITIES = ("synthcity_a", "synthcity_b")
 VAL_CITIES = ("synthcity_v",)
 FRAME = 19  # Cityscapes annotates the 20th frame of each 30-frame snippet: *_000019.
+SPLITS = ("train", "val", "test")  # in the order of their scene-seed streams
 
 # Colours of every Cityscapes label id (cityscapesScripts' table); -1, licence plate, is 255 in a uint8 PNG.
 CITYSCAPES_ID_COLORS: dict[int, tuple[int, int, int]] = {
@@ -82,8 +83,14 @@ def label_ids_to_colors(label_ids: np.ndarray) -> np.ndarray:
 
 def scene_seed(seed: int, split: str, index: int) -> int:
     """The seed of image `index` of `split`: independent streams per (seed, split, index)."""
-    code = {"train": 0, "val": 1, "test": 2}[split]
+    code = _split_code(split)
     return int(np.random.SeedSequence([int(seed), code, int(index)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _split_code(split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return SPLITS.index(split)
 
 
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
@@ -261,16 +268,21 @@ def write_label_folder(
     seed: int = 0,
     photos: bool = True,
     progress: ProgressCallback | None = None,
+    split: str = "val",
 ) -> list[str]:
     """Writes the original release's label-folder format: `out/labels/<stem>.png` (Cityscapes
-    colours, RGB) and, with `photos`, the matching `out/images/<stem>.png`. Scenes are those of
-    the train split of `write_synthetic_city` with the same seed, so one seed gives the same
-    layouts at every size. Returns the stems."""
+    colours, RGB) and, with `photos`, the matching `out/images/<stem>.png`. Returns the stems.
+
+    Scene i is scene i of `split` ("train", "val" or "test") of `write_synthetic_city` with the
+    same seed, so one seed gives the same layouts at every size. The default, "val", keeps the
+    demo samples held out from the training scenes `train.py` writes.
+    """
     size = _check_size(size)
+    _split_code(split)
     stems = []
     for _, index in _split_plan(num, 0):
         stem = f"street_{index:04d}"
-        photo, label_ids = render_scene(size, scene_seed(seed, "train", index))
+        photo, label_ids = render_scene(size, scene_seed(seed, split, index))
         _save_png(os.path.join(os.fspath(out), "labels", f"{stem}.png"), label_ids_to_colors(label_ids), 9)
         if photos:
             _save_png(os.path.join(os.fspath(out), "images", f"{stem}.png"), photo, 9)
@@ -305,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files (default 0)")
     parser.add_argument("--format", choices=("cityscapes", "paired", "label-folder"), default="cityscapes",
                         help="cityscapes: leftImg8bit/ + gtFine/ (default); paired: {train,val}/{images,labels}/; "
-                        "label-folder: labels/ (Cityscapes colours) + images/, --num scenes, no split")
+                        "label-folder: labels/ (Cityscapes colours) + images/, --num scenes of one --split")
+    parser.add_argument("--split", choices=SPLITS, default=None,
+                        help="label-folder format: whose scenes to write (default val: the Cityscapes tree's "
+                        "validation scenes with the same seed, held out from training)")
     parser.add_argument("--label-set", default=None,
                         help="paired format: label set JSON (default: Cityscapes' 19 classes)")
     parser.add_argument("--label-format", choices=("colors", "ids"), default=None,
@@ -325,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--num and --val must be >= 0, got {args.num} and {num_val}")
         if args.format == "label-folder" and args.val:
             raise ValueError("--val does not apply to --format label-folder (it has no splits)")
+        if args.format != "label-folder" and args.split is not None:
+            raise ValueError("--split applies to --format label-folder only (the others write train and val)")
         if args.format != "paired" and (args.label_set is not None or args.label_format is not None):
             raise ValueError("--label-set and --label-format apply to --format paired only (the others use Cityscapes)")
         label_set = resolve_label_set(args.label_set) if args.format == "paired" else None
@@ -334,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.update_to(done, extra=name)
 
         if args.format == "label-folder":
-            stems = write_label_folder(args.out, args.num, args.size, args.seed, progress=progress)
+            stems = write_label_folder(args.out, args.num, args.size, args.seed, progress=progress,
+                                       split=args.split or "val")
         elif args.format == "cityscapes":
             stems = write_synthetic_city(args.out, args.num, num_val, args.size, args.seed,
                                          instances=not args.no_instances, progress=progress)
@@ -346,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     bar.close()
     height, width = args.size
-    print(f"wrote {len(stems)} scenes ({args.num} train, {num_val} val) at {height}x{width} to {args.out}")
+    counts = f"{args.split or 'val'} split" if args.format == "label-folder" else f"{args.num} train, {num_val} val"
+    print(f"wrote {len(stems)} scenes ({counts}) at {height}x{width} to {args.out}")
     return 0
 
 
