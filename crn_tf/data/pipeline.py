@@ -31,7 +31,7 @@ import tensorflow as tf
 from crn_tf.data.decode import classes_to_layout, example_tensors, make_loader
 from crn_tf.data.readers import DataError, probe
 from crn_tf.data.scan import scan_dataset
-from crn_tf.data.sources import Example, Source, find_examples, summarize, warn_skipped
+from crn_tf.data.sources import Example, Source, find_examples, summarize
 from crn_tf.labels import CITYSCAPES, LabelSet, resolve_label_set
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -57,12 +57,7 @@ def _resolve(
         return examples, _header_sizes(examples)
     report = scan_dataset(source, split=split, label_set=label_set, images=images, images_dir=images_dir,
                           decode=scan == "full")
-    if report.errors:
-        if not skip_bad:
-            raise DataError(summarize(report.errors, report.source))
-        warn_skipped(report.errors)
-    if not report.examples:
-        raise DataError(f"{report.source}: no usable examples")
+    report.examples = report.usable_examples(skip_bad)
     if report.warnings:
         warnings.warn(summarize(report.warnings, report.source).replace("problem", "warning"), stacklevel=3)
     if images == "none":

@@ -23,7 +23,7 @@ from PIL import Image
 
 from crn_tf.data.readers import DataError, probe
 from crn_tf.data.scan import scan_dataset
-from crn_tf.data.sources import Example, Source, summarize, warn_skipped
+from crn_tf.data.sources import Example, Source
 from crn_tf.images import to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
 from crn_tf.progress import Progress
@@ -109,13 +109,7 @@ def prepare(
 
     label_set = resolve_label_set(label_set)
     report = scan_dataset(source, split=split, label_set=label_set, images=images, images_dir=images_dir)
-    if report.errors and not skip_bad:
-        raise DataError(summarize(report.errors, report.source))
-    if report.errors:
-        warn_skipped(report.errors)
-    if not report.examples:
-        raise DataError(f"{report.source}: no usable examples")
-    examples = report.examples
+    examples = report.usable_examples(skip_bad)
     with_images = images != "none"
 
     out = os.fspath(out)

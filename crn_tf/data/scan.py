@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from crn_tf.data.readers import DataError, check_photo_mode, label_format_for, probe
-from crn_tf.data.sources import Discovery, Example, Problem, Source, discover, summarize
+from crn_tf.data.sources import Discovery, Example, Problem, Source, discover, usable_examples
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, class_names, resolve_label_set
 from crn_tf.progress import Progress
 
@@ -72,10 +72,12 @@ class ScanReport:
 
     def raise_if_bad(self) -> None:
         """Raises DataError listing the errors (or saying the dataset is empty)."""
-        if self.errors:
-            raise DataError(summarize(self.errors, self.source))
-        if not self.examples:
-            raise DataError(f"{self.source}: no usable examples")
+        self.usable_examples()
+
+    def usable_examples(self, skip_bad: bool = False, where: str = "") -> list[Example]:
+        """The good examples; the errors raise one DataError, or with `skip_bad` one warning
+        (`crn_tf.data.sources.usable_examples`)."""
+        return usable_examples(self.examples, self.errors, self.source, skip_bad, where)
 
     def format(self, command: str | None = None) -> str:
         """The human-readable report of `python -m crn_tf.data.check`."""

@@ -294,13 +294,21 @@ def find_examples(
     """
     discovery = discover(source, split=split, images=images, images_dir=images_dir)
     errors = [p for p in discovery.problems if p.severity == "error"]
+    return usable_examples(discovery.examples, errors, discovery.root, skip_bad)
+
+
+def usable_examples(examples: Sequence[Example], errors: Sequence[Problem], root: str, skip_bad: bool,
+                    where: str = "") -> list[Example]:
+    """The examples left once `errors` are dealt with: raised as one DataError, or with
+    `skip_bad` skipped under one warning. No example left is a DataError (`where` adds e.g.
+    " in split 'val'"), which lists the skipped errors if there were any."""
     if errors and not skip_bad:
-        raise DataError(summarize(errors, discovery.root))
+        raise DataError(summarize(list(errors), root))
     if errors:
-        warn_skipped(errors)
-    if not discovery.examples:
-        raise DataError(f"{discovery.root}: no usable examples" + (f" ({summarize(errors, discovery.root)})" if errors else ""))
-    return discovery.examples
+        warn_skipped(list(errors), stacklevel=4)
+    if not examples:
+        raise DataError(f"{root}: no usable examples{where}" + (f" ({summarize(list(errors), root)})" if errors else ""))
+    return list(examples)
 
 
 def summarize(problems: list[Problem], root: str = "", limit: int = 10) -> str:
@@ -312,7 +320,7 @@ def summarize(problems: list[Problem], root: str = "", limit: int = 10) -> str:
     return "\n".join([head] + lines)
 
 
-def warn_skipped(problems: list[Problem]) -> None:
+def warn_skipped(problems: list[Problem], stacklevel: int = 3) -> None:
     """One warning listing every problem that is being skipped (skip_bad=True)."""
     warnings.warn("skipping bad examples (skip_bad=True):\n" + "\n".join(f"  {p.message}" for p in problems),
-                  stacklevel=3)
+                  stacklevel=stacklevel)

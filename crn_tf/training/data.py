@@ -16,7 +16,7 @@ import tensorflow as tf
 from crn_tf.data.pipeline import make_dataset
 from crn_tf.data.readers import DataError
 from crn_tf.data.scan import scan_dataset
-from crn_tf.data.sources import Example, Source, summarize, warn_skipped
+from crn_tf.data.sources import Example, Source
 from crn_tf.labels import LabelSet
 
 
@@ -40,14 +40,8 @@ class EpochData:
                  split: str = "train", global_batch_size: int = 1, seed: int = 0, shuffle: bool = True,
                  skip_bad: bool = False):
         report = scan_dataset(source, split=split, label_set=label_set)
-        if report.errors:
-            if not skip_bad:
-                raise DataError(summarize(report.errors, report.source))
-            warn_skipped(report.errors)
-        if not report.examples:
-            raise DataError(f"{report.source}: no usable examples in split {split!r}")
         self.source = report.source
-        self.examples: list[Example] = list(report.examples)
+        self.examples: list[Example] = report.usable_examples(skip_bad, where=f" in split {split!r}")
         self.size = (int(size[0]), int(size[1]))
         self.label_set = label_set
         self.global_batch_size = int(global_batch_size)
