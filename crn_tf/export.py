@@ -23,6 +23,7 @@ import shutil
 import sys
 from typing import Sequence
 
+from crn_tf.files import write_atomic
 from crn_tf.labels import VOID
 
 SERVING_KEY = "serving_default"
@@ -194,13 +195,7 @@ def export_tflite(model, path: str | os.PathLike) -> str:
     except Exception as error:  # the converter raises several private error types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportError(f"TFLite conversion failed (an op has no TFLite builtin): {first}") from error
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "wb") as f:
-        f.write(flatbuffer)
-    os.replace(temporary, path)
-    return path
+    return write_atomic(path, flatbuffer)
 
 
 def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite: bool = False) -> ExportResult:

@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from crn_tf.files import atomic_path
+
 
 def to_uint8(images) -> np.ndarray:
     """Float pixels (about 0..255) -> uint8: clip to [0, 255], then round to nearest.
@@ -38,11 +40,16 @@ def save_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) ->
     Written to a temporary name first and renamed, so a killed run never leaves half a file.
     """
     array = image if np.asarray(image).dtype == np.uint8 else to_uint8(image)
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    base, extension = os.path.splitext(path)
-    temporary = f"{base}.tmp-{os.getpid()}{extension}"
+    extension = os.path.splitext(os.fspath(path))[1]
     options = {"quality": quality} if extension.lower() in (".jpg", ".jpeg") else {}
-    Image.fromarray(np.asarray(array)).save(temporary, **options)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.asarray(array)).save(temporary, **options)
+
+
+def save_png(path: str | os.PathLike, array: np.ndarray, compress_level: int = 6) -> None:
+    """Saves an integer array as it is (uint8 RGB/RGBA/grey, uint16 ids) as a PNG, atomically.
+
+    `compress_level` trades size for speed: 1 for photos written in bulk, 9 for committed files.
+    """
+    with atomic_path(path) as temporary:
+        Image.fromarray(array).save(temporary, compress_level=compress_level)

@@ -11,6 +11,8 @@ import os
 import urllib.parse
 from typing import Iterable, Sequence
 
+from crn_tf.files import write_atomic
+
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
@@ -112,12 +114,4 @@ def write_page(
     thumbnail_width: int | None = None,
 ) -> str:
     """Writes the page to `path` (atomically: a temporary file, then a rename); returns the path."""
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    text = render_page(entries, title=title, info=info, thumbnail_width=thumbnail_width)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
-    return path
+    return write_atomic(path, render_page(entries, title=title, info=info, thumbnail_width=thumbnail_width))

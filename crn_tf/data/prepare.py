@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
 from crn_tf.data.readers import DataError, probe
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source
-from crn_tf.images import to_uint8
+from crn_tf.images import save_png, to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
 from crn_tf.progress import Progress
 
@@ -61,12 +60,6 @@ def encode_label(classes: np.ndarray, label_set: LabelSet, source: str = "") -> 
     if vid is None and (classes == VOID).any():
         raise DataError(f"{source}: has void pixels, but the {label_set.name} label set has no void id or colour")
     return classes_to_ids(classes, label_set, void_id=vid if vid is not None else label_set.classes[0].id)
-
-
-def _save_png(path: str, array: np.ndarray) -> None:
-    temporary = f"{path[:-4]}.tmp-{os.getpid()}.png"
-    Image.fromarray(array).save(temporary, compress_level=1)
-    os.replace(temporary, path)
 
 
 def _complete(path: str, size: tuple[int, int] | None) -> bool:
@@ -142,9 +135,9 @@ def prepare(
                 example = pending[int(element[-1])]
                 label_path, image_path = targets(example)
                 classes = element[1] if with_images else element[0]
-                futures.append(pool.submit(_save_png, label_path, encode_label(classes, label_set, example.label_path)))
+                futures.append(pool.submit(save_png, label_path, encode_label(classes, label_set, example.label_path), 1))
                 if with_images:
-                    futures.append(pool.submit(_save_png, image_path, to_uint8(element[0])))
+                    futures.append(pool.submit(save_png, image_path, to_uint8(element[0]), 1))
                 written += 1
                 bar.update()
             for future in futures:

@@ -26,9 +26,9 @@ import sys
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from crn_tf.data import street
+from crn_tf.images import save_png
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, ids_to_classes, resolve_label_set
 from crn_tf.progress import Progress
 
@@ -103,14 +103,6 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
     return height, width
 
 
-def _save_png(path: str, array: np.ndarray, compress_level: int = 6) -> None:
-    """Writes a PNG to a temporary name and renames it, so a killed run leaves no half file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    Image.fromarray(array).save(temporary, compress_level=compress_level)
-    os.replace(temporary, path)
-
-
 ProgressCallback = Callable[[int, int, str], None]
 """Called after each scene with (done, total, name)."""
 
@@ -155,13 +147,13 @@ def write_synthetic_city(
         photo, label_ids, instance_ids = render_scene_full(size, scene_seed(seed, split, index))
         image_dir = os.path.join(os.fspath(out), "leftImg8bit", split, city)
         label_dir = os.path.join(os.fspath(out), "gtFine", split, city)
-        _save_png(os.path.join(image_dir, f"{stem}_leftImg8bit.png"), photo, compress_level=1)
-        _save_png(os.path.join(label_dir, f"{stem}_gtFine_labelIds.png"), label_ids)
-        _save_png(os.path.join(label_dir, f"{stem}_gtFine_labelTrainIds.png"), ids_to_classes(label_ids, CITYSCAPES))
+        save_png(os.path.join(image_dir, f"{stem}_leftImg8bit.png"), photo, compress_level=1)
+        save_png(os.path.join(label_dir, f"{stem}_gtFine_labelIds.png"), label_ids)
+        save_png(os.path.join(label_dir, f"{stem}_gtFine_labelTrainIds.png"), ids_to_classes(label_ids, CITYSCAPES))
         rgba = np.concatenate([label_ids_to_colors(label_ids), np.full(label_ids.shape + (1,), 255, np.uint8)], axis=-1)
-        _save_png(os.path.join(label_dir, f"{stem}_gtFine_color.png"), rgba)
+        save_png(os.path.join(label_dir, f"{stem}_gtFine_color.png"), rgba)
         if instances:
-            _save_png(os.path.join(label_dir, f"{stem}_gtFine_instanceIds.png"), instance_ids.astype(np.uint16))
+            save_png(os.path.join(label_dir, f"{stem}_gtFine_instanceIds.png"), instance_ids.astype(np.uint16))
         stems.append(stem)
         if progress is not None:
             progress(done + 1, len(plan), f"{split}/{city}/{stem}")
@@ -252,8 +244,8 @@ def write_paired_dataset(
         else:
             label = classes_to_ids(classes, label_set, void_id=void)
         split_dir = os.path.join(os.fspath(out), split)
-        _save_png(os.path.join(split_dir, "images", f"{stem}.png"), photo, compress_level=1)
-        _save_png(os.path.join(split_dir, "labels", f"{stem}.png"), label)
+        save_png(os.path.join(split_dir, "images", f"{stem}.png"), photo, compress_level=1)
+        save_png(os.path.join(split_dir, "labels", f"{stem}.png"), label)
         stems.append(stem)
         if progress is not None:
             progress(done + 1, len(plan), f"{split}/{stem}")
@@ -283,9 +275,9 @@ def write_label_folder(
     for _, index in _split_plan(num, 0):
         stem = f"street_{index:04d}"
         photo, label_ids = render_scene(size, scene_seed(seed, split, index))
-        _save_png(os.path.join(os.fspath(out), "labels", f"{stem}.png"), label_ids_to_colors(label_ids), 9)
+        save_png(os.path.join(os.fspath(out), "labels", f"{stem}.png"), label_ids_to_colors(label_ids), 9)
         if photos:
-            _save_png(os.path.join(os.fspath(out), "images", f"{stem}.png"), photo, 9)
+            save_png(os.path.join(os.fspath(out), "images", f"{stem}.png"), photo, 9)
         stems.append(stem)
         if progress is not None:
             progress(index + 1, num, stem)

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.evaluate.inception import FeatureExtractor
+from crn_tf.files import atomic_path
 from crn_tf.progress import Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -97,8 +98,6 @@ def folder_features(
             if data["features"].shape == (len(paths), extractor.dims):
                 return data["features"]
     features = compute_features(paths, extractor, batch_size, label)
-    os.makedirs(os.fspath(cache_dir), exist_ok=True)
-    temporary = f"{cache_path}.tmp-{os.getpid()}.npz"
-    np.savez(temporary, features=features, files=np.array([os.path.abspath(p) for p in paths]), extractor=extractor.key)
-    os.replace(temporary, cache_path)
+    with atomic_path(cache_path) as temporary:
+        np.savez(temporary, features=features, files=np.array([os.path.abspath(p) for p in paths]), extractor=extractor.key)
     return features

@@ -5,6 +5,8 @@ import json
 import os
 from typing import Any
 
+from crn_tf.files import write_atomic
+
 PUBLISHED_SOURCE = "Park et al., Semantic Image Synthesis with Spatially-Adaptive Normalization (SPADE), CVPR 2019, Table 1"
 PUBLISHED_PROTOCOL = "Cityscapes val, 256x512; segmentation by DRN-D-105; FID with the Inception network"
 PUBLISHED = {
@@ -108,9 +110,6 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> tuple[str, str]:
     md_path = os.path.join(out_dir, "report.md")
     payload = dict(report, published={"source": PUBLISHED_SOURCE, "protocol": PUBLISHED_PROTOCOL, "figures": PUBLISHED},
                    notes=comparability_notes(report))
-    for path, text in ((json_path, json.dumps(payload, indent=2) + "\n"), (md_path, markdown_report(report))):
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
+    write_atomic(json_path, json.dumps(payload, indent=2) + "\n")
+    write_atomic(md_path, markdown_report(report))
     return json_path, md_path

@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from crn_tf.files import write_atomic
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 ANSWERS_FORMAT = "crn_tf-study-answers"
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -128,17 +130,10 @@ def write_study(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "unmatched": unmatched,
     }
     page = render_page(study, entries)
-    _write_text(os.path.join(out_dir, "index.html"), page)
+    write_atomic(os.path.join(out_dir, "index.html"), page)
     record = dict(study, pairs=[{k: e[k] for k in ("pair", "stem", "left")} for e in entries])
-    _write_text(os.path.join(out_dir, "study.json"), json.dumps(record, indent=2) + "\n")
+    write_atomic(os.path.join(out_dir, "study.json"), json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _write_text(path: str, text: str) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
 
 
 def _json_for_script(data) -> str:

@@ -18,6 +18,8 @@ import os
 from fractions import Fraction
 from typing import Any, Sequence
 
+from crn_tf.files import write_atomic
+
 # === The embedded small default run (no --data) ===
 SMOKE_DATA = os.path.join("data", "synthetic_city")
 SMOKE_SIZE = "64x128"
@@ -219,14 +221,8 @@ def format_options(options: TrainOptions) -> str:
 
 def save_options(options: TrainOptions, run_dir: str | os.PathLike) -> None:
     """Writes `options.json` and `opt.txt` into the run dir (atomically: temp file + rename)."""
-    os.makedirs(run_dir, exist_ok=True)
-    for name, text in (("options.json", json.dumps(dataclasses.asdict(options), indent=2) + "\n"),
-                       ("opt.txt", format_options(options) + "\n")):
-        path = os.path.join(run_dir, name)
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
+    write_atomic(os.path.join(run_dir, "options.json"), json.dumps(dataclasses.asdict(options), indent=2) + "\n")
+    write_atomic(os.path.join(run_dir, "opt.txt"), format_options(options) + "\n")
 
 
 def load_options(run_dir: str | os.PathLike) -> TrainOptions | None:

@@ -15,6 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
+from crn_tf.files import write_atomic
 from crn_tf.images import save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 
@@ -155,10 +156,4 @@ class Visualizer:
             lines.append(f"<h2>epoch {epoch} ({html.escape(label)})</h2>")
             lines.append(f"<img src='images/{html.escape(name)}' alt='epoch {epoch} {html.escape(label)}'>")
         lines.append("</body></html>")
-        os.makedirs(self.web_dir, exist_ok=True)
-        path = os.path.join(self.web_dir, "index.html")
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(temporary, path)
-        return path
+        return write_atomic(os.path.join(self.web_dir, "index.html"), "\n".join(lines) + "\n")
