@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from crn_tf.layers import RefinementModule
 from crn_tf.ops import area_downsample
+from crn_tf.sizes import parse_size  # noqa: F401  (crn_tf.model.parse_size stays importable)
 
 
 def paper_width(height: int) -> int:
@@ -41,17 +42,6 @@ PRESET_TRAINING: dict[str, dict[str, Any]] = {
     "1024p": {"layer_weights": "1024p", "diversity": False, "init_from": "512p", "train_modules": "last2"},
 }
 """How the original trained each preset: loss constants, diversity loss, initialisation, trained modules."""
-
-
-def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
-    """'256x512' or (256, 512) -> (256, 512)."""
-    if isinstance(text, str):
-        parts = text.lower().replace("*", "x").split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"size must look like HEIGHTxWIDTH, e.g. 256x512; got {text!r}")
-        return int(parts[0]), int(parts[1])
-    height, width = text
-    return int(height), int(width)
 
 
 def default_num_modules(height: int) -> int:

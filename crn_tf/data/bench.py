@@ -19,8 +19,9 @@ from typing import Sequence
 import tensorflow as tf
 
 from crn_tf.data.pipeline import AUTOTUNE, make_dataset
-from crn_tf.data.prepare import parse_size, prepare
+from crn_tf.data.prepare import prepare
 from crn_tf.data.sources import find_examples
+from crn_tf.sizes import size_type
 
 
 def images_per_second(dataset: tf.data.Dataset, epochs: int) -> tuple[float, float]:
@@ -77,8 +78,8 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crn_tf.data.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--num", type=int, default=20, help="synthetic scenes to write (default: 20)")
-    parser.add_argument("--size", type=parse_size, default=(256, 512), help="training size HxW (default: 256x512)")
-    parser.add_argument("--source-size", type=parse_size, default=(1024, 2048), help="raw size (default: 1024x2048)")
+    parser.add_argument("--size", type=size_type(), default=(256, 512), help="training size HxW (default: 256x512)")
+    parser.add_argument("--source-size", type=size_type(), default=(1024, 2048), help="raw size (default: 1024x2048)")
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1, as the original)")
     parser.add_argument("--epochs", type=int, default=3, help="timed passes over the data (default: 3)")
     parser.add_argument("--workdir", default=None, help="keep the data here (reused on the next run)")

@@ -26,6 +26,7 @@ from crn_tf.data.sources import Example, Source
 from crn_tf.images import save_png, to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
 from crn_tf.progress import Progress
+from crn_tf.sizes import size_type
 
 
 def void_color(label_set: LabelSet) -> tuple[int, int, int] | None:
@@ -152,17 +153,6 @@ def prepare(
     return {"written": written, "skipped": skipped, "out": os.path.join(out, split)}
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """"256x512" -> (256, 512)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH, e.g. 256x512, got {text!r}") from None
-    if height <= 0 or width <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return height, width
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.data.prepare",
@@ -172,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--source", metavar="PATH", help="any other source: paired folder, label folder, file, glob")
     parser.add_argument("--out", required=True, help="output folder; writes OUT/SPLIT/labels and OUT/SPLIT/images")
     parser.add_argument("--split", default="train", help="split to read and write (default: train)")
-    parser.add_argument("--size", type=parse_size, default=(256, 512), help="HEIGHTxWIDTH (default: 256x512)")
+    parser.add_argument("--size", type=size_type(), default=(256, 512), help="HEIGHTxWIDTH (default: 256x512)")
     parser.add_argument("--label-set", default=None, help="label set JSON (default: Cityscapes)")
     parser.add_argument("--images-dir", default=None, help="photo folder, for a label-folder source")
     parser.add_argument("--labels-only", action="store_true", help="write labels only (no photos needed)")

@@ -31,11 +31,13 @@ from crn_tf.data import street
 from crn_tf.images import save_png
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, ids_to_classes, resolve_label_set
 from crn_tf.progress import Progress
+from crn_tf.sizes import parse_size, size_type
 
 TRAIN_CITIES = ("synthcity_a", "synthcity_b")
 VAL_CITIES = ("synthcity_v",)
 FRAME = 19  # Cityscapes annotates the 20th frame of each 30-frame snippet: *_000019.
 SPLITS = ("train", "val", "test")  # in the order of their scene-seed streams
+MIN_SIZE = 8  # smallest height and width a scene is drawn at
 
 # Colours of every Cityscapes label id (cityscapesScripts' table); -1, licence plate, is 255 in a uint8 PNG.
 CITYSCAPES_ID_COLORS: dict[int, tuple[int, int, int]] = {
@@ -72,7 +74,7 @@ def render_scene(size: tuple[int, int] = (256, 512), seed: int = 0) -> tuple[np.
 
 def render_scene_full(size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like `render_scene`, plus Cityscapes instance ids (int32: id * 1000 + n for objects, else id)."""
-    height, width = _check_size(size)
+    height, width = parse_size(size, MIN_SIZE)
     return street.render(street.plan_scene(seed), height, width, seed)
 
 
@@ -91,16 +93,6 @@ def _split_code(split: str) -> int:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     return SPLITS.index(split)
-
-
-def _check_size(size: Sequence[int]) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (height, width), got {size!r}") from None
-    if height < 8 or width < 8:
-        raise ValueError(f"size must be at least 8x8, got {height}x{width}")
-    return height, width
 
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -138,7 +130,7 @@ def write_synthetic_city(
     labelTrainIds, color (RGBA) and, with `instances`, instanceIds PNGs. Existing files are
     overwritten; the output depends only on (size, seed, counts).
     """
-    size = _check_size(size)
+    size = parse_size(size, MIN_SIZE)
     plan = _split_plan(num_train, num_val)
     counts = {"train": num_train, "val": num_val}
     stems = []
@@ -230,7 +222,7 @@ def write_paired_dataset(
     if label_format not in ("colors", "ids"):
         raise ValueError(f"label_format must be 'colors' or 'ids', got {label_format!r}")
     label_set = resolve_label_set(label_set)
-    size = _check_size(size)
+    size = parse_size(size, MIN_SIZE)
     table = cityscapes_to_label_set_table(label_set, class_map)
     void = _void_color(label_set) if label_format == "colors" else _void_id(label_set)
     plan = _split_plan(num_train, num_val)
@@ -269,7 +261,7 @@ def write_label_folder(
     same seed, so one seed gives the same layouts at every size. The default, "val", keeps the
     demo samples held out from the training scenes `train.py` writes.
     """
-    size = _check_size(size)
+    size = parse_size(size, MIN_SIZE)
     _split_code(split)
     stems = []
     for _, index in _split_plan(num, 0):
@@ -285,17 +277,6 @@ def write_label_folder(
 
 
 # --- command line ------------------------------------------------------------------------------------
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x512' -> (256, 512)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH (e.g. 256x512), got {text!r}") from None
-    if height < 8 or width < 8:
-        raise argparse.ArgumentTypeError(f"size must be at least 8x8, got {text!r}")
-    return height, width
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.data.synthetic",
@@ -305,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", help="output directory (created; files already there are overwritten)")
     parser.add_argument("--num", type=int, default=20, help="training scenes, or scenes of a label folder (default 20)")
     parser.add_argument("--val", type=int, default=None, help="validation images (default num/4, at least 1)")
-    parser.add_argument("--size", type=parse_size, default=(256, 512), help="HEIGHTxWIDTH (default 256x512)")
+    parser.add_argument("--size", type=size_type(MIN_SIZE), default=(256, 512), help="HEIGHTxWIDTH (default 256x512)")
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files (default 0)")
     parser.add_argument("--format", choices=("cityscapes", "paired", "label-folder"), default="cityscapes",
                         help="cityscapes: leftImg8bit/ + gtFine/ (default); paired: {train,val}/{images,labels}/; "

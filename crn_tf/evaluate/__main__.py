@@ -10,15 +10,9 @@ import sys
 from typing import Sequence
 
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
+from crn_tf.sizes import size_type
 
 PROG = "crn-evaluate"
-
-
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 256x512; got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def _image_index(text: str) -> int | str:
@@ -72,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--segmenter", default=None,
                      help="SavedModel: serving_default takes images [B,H,W,3] uint8/float 0..255 and returns class "
                           "indices [B,H,W] or logits [B,H,W,classes]. Omit to skip")
-    seg.add_argument("--segmenter-size", type=_size, default=None,
+    seg.add_argument("--segmenter-size", type=size_type(), default=None,
                      help="run the segmenter at HxW (default: the synthesized images' size)")
     seg.add_argument("--segment-real", action="store_true", help="also score the real photos (the segmenter's upper bound)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

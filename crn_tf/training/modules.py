@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crn_tf.model import CRN, parse_size
+from crn_tf.model import CRN
+from crn_tf.sizes import parse_size
 from crn_tf.training.options import parse_train_modules
 
 MIXED_POLICIES = {"off": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}

@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 from crn_tf.files import write_atomic
+from crn_tf.sizes import parse_size
 
 # === The embedded small default run (no --data) ===
 SMOKE_DATA = os.path.join("data", "synthetic_city")
@@ -187,8 +188,6 @@ def validate_options(options: TrainOptions) -> None:
     if options.rescale_epoch < 1:
         raise ValueError(f"--rescale-epoch must be at least 1, got {options.rescale_epoch}")
     if options.size is not None:
-        from crn_tf.model import parse_size
-
         parse_size(options.size)
     parse_train_modules(options.train_modules)
 

@@ -17,7 +17,8 @@ import keras
 import tensorflow as tf
 
 from crn_tf.labels import resolve_label_set
-from crn_tf.model import PRESETS, parse_size
+from crn_tf.model import PRESETS
+from crn_tf.sizes import parse_size
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
 from crn_tf.training.modules import MIXED_POLICIES, build_model, init_from_checkpoint, set_trainable_modules
