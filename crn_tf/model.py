@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from crn_tf.layers import RefinementModule
 from crn_tf.ops import area_downsample
-from crn_tf.sizes import parse_size  # noqa: F401  (crn_tf.model.parse_size stays importable)
+from crn_tf.sizes import parse_size
 
 
 def paper_width(height: int) -> int:

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from crn_tf.labels import CITYSCAPES, resolve_label_set
+from crn_tf.labels import resolve_label_set
 
 _MODULE_VAR = re.compile(r"^g_(\d+)_conv(1|2|100)/(weights|biases|LayerNorm/gamma|LayerNorm/beta)$")
 

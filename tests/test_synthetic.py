@@ -12,7 +12,6 @@ from crn_tf.labels import (
     CITYSCAPES,
     VOID,
     LabelClass,
-    LabelError,
     LabelSet,
     colors_to_classes,
     ids_to_classes,

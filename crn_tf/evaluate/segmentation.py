@@ -16,8 +16,6 @@ import os
 
 import numpy as np
 
-from crn_tf.labels import VOID
-
 
 class SegmenterError(ValueError):
     """The segmenter SavedModel is missing or has a signature this tool cannot use."""
