@@ -58,6 +58,7 @@ class BenchConfig:
     mode: str = "generator"
     low_memory: bool = False
     recompute: bool = False
+    recompute_scope: str = "all"
     peak: str = "full"
     peak_runs: int = 3
     threads: int | None = None
@@ -87,6 +88,8 @@ class BenchConfig:
             raise BenchError("--warmup must be >= 0 and --width-multiplier > 0")
         if self.low_memory and self.xla:
             raise BenchError("--low-memory runs eagerly, module by module; it cannot be combined with --xla")
+        if self.recompute_scope not in ("generator", "all"):
+            raise BenchError(f"--recompute-scope must be generator or all, got {self.recompute_scope!r}")
         if self.low_memory and self.mode != "generator":
             raise BenchError("--low-memory is an inference path: use it with --mode generator")
 
@@ -400,10 +403,15 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     model = build_generator(config)
     policy = PRECISIONS[config.precision]
     vgg = VGG19Features(None, dtype=policy) if policy else VGG19Features(None)  # values do not change the cost
+    features = vgg
+    if config.recompute and config.recompute_scope == "all":
+        from crn_tf.recompute import RecomputedVGGFeatures
+
+        features = RecomputedVGGFeatures(vgg)  # the loss's VGG too, segment by segment
     preset_k = PRESETS[config.preset]["num_images"]
     diversity = PRESET_TRAINING[config.preset]["diversity"] if model.num_images == preset_k else model.num_images > 1
     layer_weights = ("256p" if diversity else "1024p" if config.preset == "1024p" else "512p")
-    loss = CRNLoss(vgg, layer_weights=layer_weights, diversity=diversity)
+    loss = CRNLoss(features, layer_weights=layer_weights, diversity=diversity)
     mixed = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}[config.precision]
     trainer = CRNTrainer(model, loss, global_batch_size=config.batch_size, mixed_precision=mixed, xla=config.xla)
     layout = random_layout(model, config.batch_size)
@@ -421,7 +429,8 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
         "what": "train",
         "model": model_description(model),
         "loss": {"diversity": diversity, "layer_weights": layer_weights, "vgg_weights": "random (cost only)"},
-        "recompute": config.recompute,
+        "recompute": ("generator modules + VGG segments" if config.recompute_scope == "all" else "generator modules")
+        if config.recompute else "off",
         "path": "tf.function step (CRNTrainer)" + (", XLA forward+backward" if config.xla else ""),
         **summary,
         "steps_per_s": 1.0 / summary["median_s"],
@@ -582,6 +591,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{part}: {model['output_size'][0]}x{model['output_size'][1]}, k={model['num_images']}, "
             f"widths {model['widths']}, {model['parameters']:,} parameters, batch {config['batch_size']}, {result['path']}"
+            + (f", recompute: {result['recompute']}" if result.get("recompute", "off") != "off" else "")
         )
         rate = (
             f"{result['images_per_s']:.3f} images/s ({result['layouts_per_s']:.3f} layouts/s)"
@@ -641,7 +651,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument("--mode", default="generator", help="generator, train or both (default generator)")
     parser.add_argument("--low-memory", action="store_true", help="generator: the banded low-memory inference path")
-    parser.add_argument("--recompute", action="store_true", help="recompute each module in the backward pass")
+    parser.add_argument("--recompute", action="store_true",
+                        help="train: recompute activations in the backward pass (gradient checkpointing)")
+    parser.add_argument("--recompute-scope", default="all",
+                        help="with --recompute: 'generator' (CRN(recompute=True) alone, as train.py --recompute) "
+                             "or 'all' (also the loss's VGG, crn_tf.recompute; default)")
     parser.add_argument("--peak", default="full", help="device peak shapes: full, quick or off (default full)")
     parser.add_argument("--peak-runs", type=int, default=3)
     parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: TensorFlow's)")
