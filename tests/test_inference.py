@@ -78,14 +78,15 @@ def test_synthesize_plain_and_errors(small_model, layout):
         inference.synthesize(small_model, layout, low_memory=True, band_rows=0)
 
 
-def test_fused_affine_leaky_relu_matches_numpy(rng):
-    # The bf16 inference form of norm + LReLU (a fused diagonal 1x1 conv) is x * scale + shift,
-    # then max(0.2 y, y), rounded once to bfloat16.
+@pytest.mark.parametrize("channels", [5, 128])  # one diagonal block; two 64-channel groups
+def test_fused_affine_leaky_relu_matches_numpy(rng, channels):
+    # The bf16 inference form of norm + LReLU (a fused block-diagonal 1x1 conv) is
+    # x * scale + shift, then max(0.2 y, y), rounded once to bfloat16.
     from crn_tf.layers import affine_leaky_relu_1x1
 
-    x = tf.cast(rng.normal(size=(1, 6, 10, 5)).astype(np.float32), tf.bfloat16)
-    scale = rng.uniform(-1.5, 1.5, size=(1, 1, 1, 5)).astype(np.float32)
-    shift = rng.normal(size=(1, 1, 1, 5)).astype(np.float32)
+    x = tf.cast(rng.normal(size=(1, 6, 10, channels)).astype(np.float32), tf.bfloat16)
+    scale = rng.uniform(-1.5, 1.5, size=(1, 1, 1, channels)).astype(np.float32)
+    shift = rng.normal(size=(1, 1, 1, channels)).astype(np.float32)
     got = tf.function(lambda v: affine_leaky_relu_1x1(v, scale, shift, 0.2))(x)
     assert got.dtype == tf.bfloat16
     s16 = tf.cast(tf.cast(scale, tf.bfloat16), tf.float32).numpy()
