@@ -635,6 +635,16 @@ def format_report(report: dict[str, Any]) -> str:
 
 # === CLI ===
 
+def _fraction(text: str) -> float:
+    """'0.0625' or '1/16' -> 0.0625."""
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.bench",
@@ -642,7 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", default="256p", help="256p, 512p or 1024p (default 256p)")
     parser.add_argument("--size", help="output size HxW instead of the preset's (paper widths for each module height)")
-    parser.add_argument("--width-multiplier", type=float, default=1.0, help="scale every feature width (default 1)")
+    parser.add_argument("--width-multiplier", type=_fraction, default=1.0,
+                        help="scale every feature width, e.g. 0.0625 or 1/16 (default 1)")
     parser.add_argument("--num-images", type=int, help="k, images per layout (default: the preset's)")
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (Keras mixed policy)")
     parser.add_argument("--xla", action="store_true", help="compile with XLA (jit_compile)")
