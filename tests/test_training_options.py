@@ -86,3 +86,21 @@ def test_loss_log(tmp_path):
     log.write(10, 0, 2.5, 3.0)
     log.write(20, 1, 1.25, 3.5)
     assert [(r["step"], r["epoch"], r["loss"]) for r in log.read()] == [(10, 0, 2.5), (20, 1, 1.25)]
+
+
+
+def test_recompute_and_pooling_options_reach_the_loss(rng):
+    import numpy as np
+
+    from crn_tf.recompute import RecomputedVGGFeatures
+    from crn_tf.training.run import build_loss
+
+    max_pooled = build_loss(resolve_options(TrainOptions(vgg_weights="random", vgg_pooling="max")), diversity=False)
+    plain = build_loss(resolve_options(TrainOptions(vgg_weights="random")), diversity=False)
+    recomputed = build_loss(resolve_options(TrainOptions(vgg_weights="random", recompute=True)), diversity=False)
+    assert max_pooled._features.pooling == "max" and plain._features.pooling == "avg"
+    assert isinstance(recomputed._features, RecomputedVGGFeatures)
+    recomputed._features.features.set_weights(plain._features.get_weights())
+    real = rng.uniform(0, 255, (1, 32, 64, 3)).astype(np.float32)
+    fake = rng.uniform(0, 255, (1, 1, 32, 64, 3)).astype(np.float32)
+    assert float(recomputed(real, fake)) == pytest.approx(float(plain(real, fake)), rel=1e-5)

@@ -80,7 +80,8 @@ class TrainOptions:
     init_from: str | None = _field(None, "checkpoint (or run dir) whose modules initialise the shared modules, "
                                    "matched by module height (256p -> 512p -> 1024p)")
     train_modules: str = _field("all", "modules that train: all, lastN (e.g. last2) or module heights (e.g. 512,1024)")
-    recompute: bool = _field(False, "recompute each module's activations in the backward pass (less memory)")
+    recompute: bool = _field(False, "recompute each refinement module's and each VGG-19 segment's activations in "
+                             "the backward pass (same gradients, about half the memory)")
     # --- loss ---
     vgg_weights: str | None = _field(None, "VGG-19 weights: imagenet, a .h5/.mat path, or random "
                                      "(default: imagenet; random for the small default)")

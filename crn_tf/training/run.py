@@ -75,6 +75,11 @@ def build_loss(options: TrainOptions, diversity: bool):
     policy = MIXED_POLICIES[options.mixed_precision]
     dtype = {"dtype": policy} if policy else {}
     features = VGG19Features(weights, pooling=options.vgg_pooling, **dtype)
+    if options.recompute:
+        # The loss's VGG activations are as large as the generator's at 1024p: recompute both.
+        from crn_tf.recompute import RecomputedVGGFeatures
+
+        features = RecomputedVGGFeatures(features)
     return CRNLoss(features, layer_weights=layer_weights_name(options, diversity), diversity=diversity,
                    rescale_epoch=options.rescale_epoch)
 
