@@ -90,6 +90,10 @@ class BenchConfig:
             raise BenchError("--low-memory runs eagerly, module by module; it cannot be combined with --xla")
         if self.recompute_scope not in ("generator", "all"):
             raise BenchError(f"--recompute-scope must be generator or all, got {self.recompute_scope!r}")
+        if self.torch_python and (self.size is not None or self.width_multiplier != 1.0 or self.batch_size != 1
+                                  or self.precision == "fp16" or self.num_images is not None):
+            raise BenchError("the PyTorch peer only runs the presets as they are (full width, the preset's k, "
+                             "batch 1) in fp32 or bf16")
         if self.low_memory and self.mode != "generator":
             raise BenchError("--low-memory is an inference path: use it with --mode generator")
 
@@ -490,7 +494,11 @@ def run_part_subprocess(part: str, config: BenchConfig) -> dict[str, Any]:
     for line in reversed(process.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX):])
-    tail = "\n".join((process.stderr or "").strip().splitlines()[-15:])
+    lines = (process.stderr or "").strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    if errors:
+        raise BenchError(errors[-1][len("error: "):])
+    tail = "\n".join(lines[-15:])
     raise BenchError(f"the {part} benchmark process failed (exit {process.returncode}):\n{tail}")
 
 
@@ -500,10 +508,11 @@ def run_torch_peer(config: BenchConfig) -> dict[str, Any]:
         os.path.abspath(__file__)))), "shared", "peers", "torch_crn.py")
     if not os.path.isfile(script):
         raise BenchError(f"{script}: no such file (pass --torch-script)")
-    if config.size is not None or config.width_multiplier != 1.0 or config.batch_size != 1 or config.precision == "fp16":
-        raise BenchError("the PyTorch peer only runs the presets at full width, batch 1, fp32 or bf16")
     command = [config.torch_python, script, config.preset, config.precision, str(config.runs)]
-    process = subprocess.run(command, capture_output=True, text=True)
+    try:
+        process = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:
+        raise BenchError(f"cannot run the PyTorch peer with {config.torch_python}: {error}") from error
     if process.returncode != 0:
         raise BenchError(f"the PyTorch peer failed (exit {process.returncode}): {process.stderr.strip()[-500:]}")
     line = process.stdout.strip().splitlines()[-1]
@@ -687,7 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
-        result = run_part(args.worker, BenchConfig(**json.loads(args.worker_config)))
+        try:
+            result = run_part(args.worker, BenchConfig(**json.loads(args.worker_config)))
+        except (BenchError, ValueError) as error:  # a configuration the model rejects
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            return 2
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
     fields = {f.name for f in dataclasses.fields(BenchConfig)}
