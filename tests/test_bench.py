@@ -98,3 +98,16 @@ def test_cli_rejects_bad_options(capsys):
     assert "unknown precision 'int8'" in capsys.readouterr().err
     assert bench.main(["--mode", "train", "--low-memory"]) == 2
     assert "--low-memory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_isolated_worker_reports_its_own_peak_rss_and_one_line_errors(capsys):
+    # Each measurement runs in its own process: its VmHWM is its own, errors come back as one line.
+    code = bench.main(["--size", "32x64", "--width-multiplier", "1/128", "--runs", "1", "--warmup", "0",
+                       "--peak", "off", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["generator"]["peak_rss_bytes"] > report["generator"]["rss_before_model_bytes"] > 0
+    assert bench.main(["--size", "24x64", "--runs", "1", "--peak", "off"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: output height 24 is not 4 times a power of two")
