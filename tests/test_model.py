@@ -83,6 +83,7 @@ def test_upsample_align_corners_matches_numpy(rng):
 
 @pytest.mark.parametrize("num_images", [1, 3])
 def test_tiny_crn_matches_numpy_reference(rng, num_images):
+    keras.utils.set_random_seed(0)  # fixed Glorot draws: the comparison is of maths, not of luck
     model = CRN(output_size=(32, 64), widths=(8, 6, 5, 4), num_images=num_images)
     model.build()
     randomize_norms(model, rng)
