@@ -168,15 +168,23 @@ def machine_info() -> dict[str, Any]:
 
 # === Memory ===
 
-def peak_rss_bytes() -> int | None:
-    """This process's peak resident set (VmHWM), in bytes; None where /proc is missing."""
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory field of /proc/self/status (e.g. "VmHWM"), in bytes; None where /proc is missing."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident set (VmHWM), in bytes; getrusage where /proc is missing."""
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     try:
         import resource
 
@@ -186,14 +194,8 @@ def peak_rss_bytes() -> int | None:
 
 
 def current_rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    """This process's resident set now (VmRSS), in bytes."""
+    return _proc_status_bytes("VmRSS")
 
 
 def gpu_memory_reset() -> None:
