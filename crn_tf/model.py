@@ -44,6 +44,11 @@ PRESET_TRAINING: dict[str, dict[str, Any]] = {
 """How the original trained each preset: loss constants, diversity loss, initialisation, trained modules."""
 
 
+def paper_widths(height: int, num_modules: int) -> list[int]:
+    """The paper's width for each module of a cascade ending at `height` rows, M_0 first."""
+    return [paper_width(height // 2**i) for i in reversed(range(num_modules))]
+
+
 def default_num_modules(height: int) -> int:
     """Modules needed so that M_0 works at 4 rows (7 for 256, 8 for 512, 9 for 1024)."""
     if height < 4 or height % 4 or (height // 4) & (height // 4 - 1):
@@ -107,7 +112,7 @@ class CRN(keras.Model):
         self.base_size = (height // factor, width // factor)
         self.module_sizes = [(self.base_size[0] * 2**i, self.base_size[1] * 2**i) for i in range(self.num_modules)]
         if widths is None:
-            widths = [paper_width(h) for h, _ in self.module_sizes]
+            widths = paper_widths(height, self.num_modules)
         self.widths = tuple(int(w) for w in widths)
         if len(self.widths) != self.num_modules or min(self.widths) < 1:
             raise ValueError(f"widths must be {self.num_modules} positive ints (one per module), got {list(widths)}")
@@ -239,8 +244,7 @@ class CRN(keras.Model):
         if width_multiplier != 1.0:
             if args.get("widths") is None:
                 height = parse_size(args["output_size"])[0]
-                count = args.get("num_modules") or default_num_modules(height)
-                args["widths"] = [paper_width(height // 2**i) for i in reversed(range(count))]
+                args["widths"] = paper_widths(height, args.get("num_modules") or default_num_modules(height))
             args["widths"] = scale_widths(args["widths"], width_multiplier)
         return cls(**args)
 
@@ -251,8 +255,3 @@ def scale_widths(widths: Sequence[int], multiplier: float) -> list[int]:
         raise ValueError(f"width multiplier must be positive, got {multiplier}")
     return [max(1, int(round(w * multiplier))) for w in widths]
 
-
-def layout_placeholder(model: CRN, batch_size: int = 1) -> tf.Tensor:
-    """An all-void layout of the model's shape, for building or timing."""
-    height, width = model.output_size
-    return tf.one_hot(tf.fill((batch_size, height, width), model.num_classes), model.num_channels)
