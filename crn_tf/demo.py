@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from crn_tf.images import make_grid, save_image, to_uint8
+from crn_tf.images import image_file_name, make_grid, save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.progress import Progress
 
@@ -46,10 +46,8 @@ class DemoResult:
 
 def output_names(stem: str, num_images: int) -> list[str]:
     """File names written for one layout: `<stem>.png`, then `<stem>_1.png`.. and `<stem>_grid.png` if k > 1."""
-    names = [f"{stem}.png"]
-    if num_images > 1:
-        names += [f"{stem}_{j}.png" for j in range(1, num_images)] + [f"{stem}_grid.png"]
-    return names
+    names = [image_file_name(stem, j) for j in range(num_images)]
+    return names + [f"{stem}_grid.png"] if num_images > 1 else names
 
 
 def _check_names(stems: Sequence[str], num_images: int) -> None:

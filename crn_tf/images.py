@@ -21,6 +21,11 @@ def to_uint8(images) -> np.ndarray:
     return np.floor(np.clip(images, 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
+def image_file_name(stem: str, index: int) -> str:
+    """The file of image `index` of a layout: `<stem>.png` for the first, `<stem>_<index>.png` after."""
+    return f"{stem}.png" if index == 0 else f"{stem}_{index}.png"
+
+
 def make_grid(images: Sequence[np.ndarray] | np.ndarray, columns: int | None = None) -> np.ndarray:
     """Tiles k images [k, H, W, 3] row-major into one picture (9 -> 3x3: 0 1 2 / 3 4 5 / 6 7 8)."""
     images = np.asarray(images)

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from crn_tf.images import save_image, to_uint8
+from crn_tf.images import image_file_name, save_image, to_uint8
 from crn_tf.progress import Progress
 
 REAL_RESIZE = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
@@ -25,11 +25,11 @@ def synthesized_names(stem: str, num_images: int, image_index: int | str) -> lis
     `image_index` is one j, or "all" for every image of a k-image model (crn-demo's naming).
     """
     if image_index == "all":
-        return [(j, f"{stem}.png" if j == 0 else f"{stem}_{j}.png") for j in range(num_images)]
+        return [(j, image_file_name(stem, j)) for j in range(num_images)]
     j = int(image_index)
     if not 0 <= j < num_images:
         raise ValueError(f"image index {j} is outside 0..{num_images - 1} (the model makes {num_images} images)")
-    return [(j, f"{stem}.png")]
+    return [(j, image_file_name(stem, 0))]  # the scored image is read as <stem>.png
 
 
 def synthesize_split(
