@@ -25,7 +25,9 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+from crn_tf.precision import PRECISION_POLICIES
+
+PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
 """--precision -> Keras dtype policy of the generator and VGG (None = float32)."""
 COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 MODES = ("generator", "train", "both")

@@ -264,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.checkpoint import CheckpointError, load_model
+    from crn_tf.precision import PRECISION_POLICIES
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
 
@@ -273,8 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{DEFAULT_CHECKPOINT}: the demo checkpoint is missing (it ships with the git repository); "
                 "pass --checkpoint DIR"
             )
-        dtype = "mixed_bfloat16" if args.mixed_precision == "bf16" else None
-        model = load_model(args.checkpoint, dtype=dtype)
+        model = load_model(args.checkpoint, dtype=PRECISION_POLICIES[args.mixed_precision])
         result = synthesize_folder(
             model,
             args.labels,

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from crn_tf.model import CRN
+from crn_tf.precision import PRECISION_POLICIES
 from crn_tf.sizes import parse_size
 from crn_tf.training.options import parse_train_modules
 
-MIXED_POLICIES = {"off": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-"""--mixed-precision -> Keras dtype policy of the generator and VGG (None = float32)."""
 
 
 def build_model(preset: str, num_classes: int, size: str | None = None, width_multiplier: float = 1.0,
@@ -23,7 +22,7 @@ def build_model(preset: str, num_classes: int, size: str | None = None, width_mu
     overrides: dict[str, Any] = {"num_classes": num_classes, "recompute": recompute}
     if size is not None:
         overrides["output_size"] = parse_size(size)
-    policy = MIXED_POLICIES[mixed_precision]
+    policy = PRECISION_POLICIES[mixed_precision]
     if policy is not None:
         overrides["dtype"] = policy
     model = CRN.from_preset(preset, num_images=num_images, width_multiplier=width_multiplier, **overrides)

@@ -18,10 +18,11 @@ import tensorflow as tf
 
 from crn_tf.labels import resolve_label_set
 from crn_tf.model import PRESETS
+from crn_tf.precision import PRECISION_POLICIES
 from crn_tf.sizes import parse_size
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
-from crn_tf.training.modules import MIXED_POLICIES, build_model, init_from_checkpoint, set_trainable_modules
+from crn_tf.training.modules import build_model, init_from_checkpoint, set_trainable_modules
 from crn_tf.training.options import (
     SMOKE_DATA, SMOKE_NUM_TRAIN, SMOKE_NUM_VAL, SMOKE_SIZE, TrainOptions, check_resume_compatible, format_options,
     is_smoke_run, load_options, resolve_options, save_options,
@@ -72,7 +73,7 @@ def build_loss(options: TrainOptions, diversity: bool):
     from crn_tf.vgg import VGG19Features
 
     weights = None if options.vgg_weights == "random" else options.vgg_weights
-    policy = MIXED_POLICIES[options.mixed_precision]
+    policy = PRECISION_POLICIES[options.mixed_precision]
     dtype = {"dtype": policy} if policy else {}
     features = VGG19Features(weights, pooling=options.vgg_pooling, **dtype)
     if options.recompute:
