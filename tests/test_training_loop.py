@@ -273,3 +273,49 @@ def test_auto_layer_weights_rescale_after_their_epoch_and_are_checkpointed(city,
     restored_state.restore()
     np.testing.assert_array_equal(restored.loss.layer_weights.numpy(), weights)
     assert int(restored.loss.rescale_count.numpy()) == 1
+
+
+def _tf1_adam_weights(model, loss, image, layout, lr, steps):
+    """`steps` updates of the original's `tf.compat.v1.train.AdamOptimizer(learning_rate=lr)` (eager)."""
+    mirrors = [tf.Variable(v.numpy()) for v in model.trainable_variables]
+    optimizer = tf.compat.v1.train.AdamOptimizer(learning_rate=lr)
+    for _ in range(steps):
+        for variable, mirror in zip(model.trainable_variables, mirrors):
+            variable.assign(mirror)
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(loss.per_layer(image, model(layout, training=True), layout))
+        gradients = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, mirrors))
+    return [m.numpy() for m in mirrors]
+
+
+def test_adam_moves_the_weights_as_the_originals_tf1_adam(city, vgg):
+    lr, steps = 1e-3, 5
+    data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
+    images, layouts = data.samples(1)
+    image, layout = tf.constant(images[:1]), tf.constant(layouts[:1])
+
+    def difference_in_steps(make_trainer):
+        trainer = make_trainer()
+        start = [v.numpy().copy() for v in trainer.model.trainable_variables]
+        iterator = iter(tf.data.Dataset.from_tensors((image, layout)).repeat())
+        for _ in range(steps):
+            trainer.train_step(iterator)
+        ours = [v.numpy().copy() for v in trainer.model.trainable_variables]
+        for variable, value in zip(trainer.model.trainable_variables, start):
+            variable.assign(value)
+        original = _tf1_adam_weights(trainer.model, trainer.loss, image, layout, lr, steps)
+        diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(ours, original)]) / lr
+        return diffs.max(), np.percentile(diffs, 99.9)
+
+    worst, p999 = difference_in_steps(lambda: tiny_trainer(vgg, lr=lr))
+    print(f"TF1 Adam vs ours, in units of lr: worst {worst:.4g}, 99.9th percentile {p999:.4g}")
+    assert worst < 0.01 and p999 < 0.005, (worst, p999)
+    # The check can tell: Keras' own epsilon (1e-7) moves small-gradient weights measurably differently.
+    def keras_default():
+        trainer = tiny_trainer(vgg, lr=lr)
+        trainer.optimizer.epsilon = 1e-7
+        return trainer
+    worst_default, p999_default = difference_in_steps(keras_default)
+    print(f"TF1 Adam vs Keras epsilon 1e-7: worst {worst_default:.4g}, 99.9th percentile {p999_default:.4g}")
+    assert worst_default > 3 * max(worst, 1e-4), (worst_default, worst)

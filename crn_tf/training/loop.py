@@ -33,6 +33,12 @@ from crn_tf.training.visualizer import Visualizer, sample_rows
 
 MIXED_PRECISION = ("off", "bf16", "fp16")
 
+ADAM_HYPERPARAMETERS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+"""The original's `tf.train.AdamOptimizer(learning_rate=lr)` defaults (Keras' own epsilon is 1e-7).
+
+Keras 3's Adam update is TF1's (bias correction folded into the step size, epsilon added to
+sqrt(v) outside the correction), so with these values the two move the weights identically."""
+
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the run stopped without saving over the last good checkpoint."""
@@ -61,7 +67,8 @@ class CRNTrainer:
         model: a built `crn_tf.model.CRN`.
         loss: a `crn_tf.losses.CRNLoss`.
         strategy: tf.distribute strategy; defaults to the current one.
-        learning_rate: Adam's learning rate. Defaults to 1e-4, as the original.
+        learning_rate: Adam's learning rate. Defaults to 1e-4, as the original; beta1 0.9, beta2 0.999 and
+            epsilon 1e-8 are the original's too (`ADAM_HYPERPARAMETERS`).
         global_batch_size: examples per step over all replicas.
         mixed_precision: "off", "bf16" or "fp16". With "fp16" the optimizer is wrapped in
             `keras.optimizers.LossScaleOptimizer` and the loss is scaled before the gradients.
@@ -86,7 +93,7 @@ class CRNTrainer:
         self.xla = bool(xla)
         self.trace_count = 0
         with self.strategy.scope():
-            optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+            optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **ADAM_HYPERPARAMETERS)
             if mixed_precision == "fp16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
