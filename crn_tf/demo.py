@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from crn_tf.data.resize import (DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS, check_photo_resize,
+                                 resize_photo_array)
 from crn_tf.images import image_file_name, make_grid, save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.progress import Progress
@@ -63,7 +65,7 @@ def _check_names(stems: Sequence[str], num_images: int) -> None:
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """uint8 [h, w, 3] -> [H, W, 3] (size = (H, W)); Lanczos for photos, nearest for layouts."""
+    """uint8 [h, w, 3] -> [H, W, 3] (size = (H, W)); Lanczos for synthesized images, nearest for layouts."""
     if image.shape[:2] == tuple(size):
         return image
     method = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
@@ -140,6 +142,7 @@ def synthesize_folder(
     label_set: LabelSet | None = None,
     progress: bool = True,
     title: str | None = None,
+    photo_resize: str = DEFAULT_PHOTO_RESIZE,
 ) -> DemoResult:
     """Runs `model` on every layout of `labels` and writes the images and `index.html` into `out_dir`.
 
@@ -157,6 +160,8 @@ def synthesize_folder(
         label_set: the classes of the label files; defaults to the model's (`model.label_set`).
         progress: draw a progress bar over the files on stderr.
         title: the page title.
+        photo_resize: how the real photos shown beside the results are resized: "matlab-bicubic"
+            (default: as the original's training photos were made, `crn_tf.data.resize`) or "area".
 
     Raises crn_tf.data.DataError naming the file for missing, unreadable or unknown-valued inputs.
     """
@@ -165,6 +170,7 @@ def synthesize_folder(
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    check_photo_resize(photo_resize)
     start = time.time()
     label_set = label_set or getattr(model, "label_set", None)
     if label_set is None:
@@ -203,7 +209,8 @@ def synthesize_folder(
             reference_name = None
             if example.image_path:
                 reference_name = os.path.join(PAGE_DIR, f"{example.stem}_real.jpg")
-                save_image(os.path.join(out_dir, reference_name), _resize(read_image(example.image_path), size), quality=90)
+                photo = resize_photo_array(read_image(example.image_path), size, photo_resize)
+                save_image(os.path.join(out_dir, reference_name), photo, quality=90)
             entries.append(PageEntry(example.stem, layout_name, tuple(names[:num_images]), reference_name))
             bar.update()
     bar.close()
@@ -245,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--low-memory", action="store_true",
                         help="compute the large modules in bands (same images, far less memory; for 1024p on "
                              "small machines)")
+    parser.add_argument("--photo-resize", choices=PHOTO_RESIZE_METHODS, default=DEFAULT_PHOTO_RESIZE,
+                        help="how the real photos shown on the page are resized: matlab-bicubic (as the original's "
+                             "training photos) or area (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -285,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_size=args.keep_size,
             low_memory=args.low_memory,
             progress=not args.no_progress,
+            photo_resize=args.photo_resize,
         )
     except (CheckpointError, DataError, LabelError) as error:
         print(f"crn-demo: error: {_one_line(error)}", file=sys.stderr)

@@ -51,7 +51,7 @@ def pairs(tmp_path_factory):
 
 def test_batches_shapes_onehot_and_values(pairs):
     examples = find_examples(pairs)
-    dataset = make_dataset(pairs, size=(12, 20), batch_size=2)
+    dataset = make_dataset(pairs, size=(12, 20), batch_size=2, photo_resize="area")  # MATLAB's: test_data_resize.py
     batches = list(dataset)
     assert [b[0].shape[0] for b in batches] == [2, 2, 1]
     for image, layout in batches:
@@ -73,9 +73,11 @@ def test_resize_sizes_and_nearest_labels(pairs, size):
     assert image.shape == (1,) + size + (3,) and layout.shape == (1,) + size + (20,)
     np.testing.assert_array_equal(onehot_to_classes(layout.numpy()[0]), nearest(read_label(example.label_path), size))
     photo = read_image(example.image_path).astype(np.float32)
-    assert photo.min() - 1e-3 <= image.numpy().min() and image.numpy().max() <= photo.max() + 1e-3
+    area = next(iter(make_dataset([example], size=size, photo_resize="area")))[0].numpy()
+    assert photo.min() - 1e-3 <= area.min() and area.max() <= photo.max() + 1e-3  # weights >= 0: no overshoot
     if size == (24, 40):
         np.testing.assert_array_equal(image.numpy()[0], photo)
+        np.testing.assert_array_equal(area[0], photo)
 
 
 def test_native_size_needs_equal_sizes_to_batch(tmp_path):
@@ -215,3 +217,25 @@ def test_works_under_a_distribution_strategy(pairs):
     per_worker = strategy.distribute_datasets_from_function(
         lambda context: make_dataset(pairs, batch_size=2, input_context=context))
     assert sum(int(image.shape[0]) for image, _ in per_worker) == 5
+
+
+RELEASE_PALETTE = np.array([  # the release's datasets/cityscapes.json "palette", trainId order
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32)])
+
+
+def test_layout_is_the_originals_colour_match_with_void_one_minus_the_rest(tmp_path, rng):
+    """helper.get_semantic_map: channel k = (pixel == palette[k]) for the 19 colours; the scripts feed
+    void = 1 - sum of them as channel 19. Black and Cityscapes' other void colours (ground) land there."""
+    colours = np.concatenate([RELEASE_PALETTE, [(0, 0, 0), (81, 0, 81)]])
+    label = colours[rng.integers(0, len(colours), (12, 20))].astype(np.uint8)
+    os.makedirs(tmp_path / "labels")
+    os.makedirs(tmp_path / "images")
+    Image.fromarray(label).save(tmp_path / "labels" / "a.png")
+    Image.fromarray(np.zeros((12, 20, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    classes = np.stack([np.all(label == colour, axis=-1) for colour in RELEASE_PALETTE], -1).astype(np.float32)
+    expected = np.concatenate([classes, 1 - classes.sum(-1, keepdims=True)], -1)
+    _, layout = next(iter(make_dataset(str(tmp_path))))
+    np.testing.assert_array_equal(layout.numpy()[0], expected)
+    assert expected[..., 19].sum() > 0  # void pixels were there to check

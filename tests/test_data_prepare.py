@@ -1,4 +1,5 @@
 """crn_tf.data.prepare: the prepared folder reads back as the direct pipeline; re-runs resume."""
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from crn_tf.data import find_examples, make_dataset, probe
 from crn_tf.data.prepare import encode_label, main, prepare
 from crn_tf.data.synthetic import write_paired_dataset, write_synthetic_city
 from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet
+from crn_tf.training.data import EpochData
 
 STREET5_PATH = os.path.join(os.path.dirname(__file__), "..", "data", "label_sets", "street5.json")
 
@@ -35,10 +37,38 @@ def test_prepared_folder_reads_back_as_the_direct_pipeline(city, tmp_path):
     assert {e.label_format for e in prepared} == {"colors"}  # a label folder in the original's format
     images, layouts = all_batches(make_dataset(tmp_path, size=(16, 32), batch_size=2))
     np.testing.assert_array_equal(layouts, direct_layouts)
-    np.testing.assert_allclose(images, direct_images, atol=0.5 + 1e-4)  # photos rounded to uint8 once
+    np.testing.assert_array_equal(images, direct_images)  # MATLAB bicubic is rounded to 8 bits in both
     images_native, _ = all_batches(make_dataset(tmp_path, batch_size=3))  # no second resize at that size
     np.testing.assert_array_equal(images_native, images)
     assert os.path.isfile(tmp_path / "label_set.json")
+    with open(tmp_path / "train" / "prepared.json") as f:
+        assert json.load(f)["photo_resize"] == "matlab-bicubic"
+
+
+def test_training_sees_the_same_pixels_from_raw_pngs_and_a_prepared_folder(city, tmp_path):
+    """The trainer's own data path (EpochData -> make_dataset), MATLAB bicubic from 64x128 PNGs to
+    16x32 (4x) and to 24x48 (a non-integer scale)."""
+    for size in ((16, 32), (24, 48)):
+        prepare(city, tmp_path / str(size[0]), split="train", size=size, progress=False)
+        raw = EpochData(city, size, CITYSCAPES, seed=3)
+        prepared = EpochData(str(tmp_path / str(size[0])), size, CITYSCAPES, seed=3)
+        assert [e.stem for e in prepared.order(1)] == [e.stem for e in raw.order(1)]
+        for (raw_image, raw_layout), (image, layout) in zip(raw.dataset(1).take(3), prepared.dataset(1).take(3)):
+            np.testing.assert_array_equal(image.numpy(), raw_image.numpy())
+            np.testing.assert_array_equal(layout.numpy(), raw_layout.numpy())
+
+
+def test_area_option_and_a_rerun_with_another_resize_redoes_the_photos(city, tmp_path):
+    prepare(city, tmp_path, size=(16, 32), progress=False, photo_resize="area")
+    direct, _ = all_batches(make_dataset(city, size=(16, 32), batch_size=3, photo_resize="area"))
+    area, _ = all_batches(make_dataset(tmp_path, batch_size=3))
+    np.testing.assert_allclose(area, direct, atol=0.5 + 1e-4)  # area is not rounded on the fly: within 0.5
+    result = prepare(city, tmp_path, size=(16, 32), progress=False)  # the default now: photos redone
+    assert (result["written"], result["skipped"]) == (3, 0)
+    matlab, _ = all_batches(make_dataset(city, size=(16, 32), batch_size=3))
+    np.testing.assert_array_equal(all_batches(make_dataset(tmp_path, batch_size=3))[0], matlab)
+    assert not np.array_equal(matlab, np.floor(area))
+    assert prepare(city, tmp_path, size=(16, 32), progress=False)["skipped"] == 3
 
 
 def test_rerun_skips_complete_pairs_and_redoes_broken_ones(city, tmp_path, capsys):
@@ -95,8 +125,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_module(city, tmp_path):
     command = [sys.executable, "-m", "crn_tf.data.prepare", "--cityscapes", city, "--split", "val",
-               "--size", "32x64", "--out", str(tmp_path)]
+               "--size", "32x64", "--out", str(tmp_path), "--photo-resize", "area"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "prepared 1 pairs, skipped 0" in result.stdout and "prepare val [" in result.stderr
     assert probe(tmp_path / "val" / "labels" / f"{find_examples(city, 'val')[0].stem}.png").size == (32, 64)
+    with open(tmp_path / "val" / "prepared.json") as f:
+        assert json.load(f)["photo_resize"] == "area"

@@ -143,6 +143,31 @@ def test_keep_size_and_single_file(k1, tmp_path):
     assert Image.open(tmp_path / "model_size" / "odd.png").size == (WIDTH, HEIGHT)
 
 
+def test_reference_photos_are_resized_as_the_training_photos(k1, tmp_path, capsys):
+    """A 2x larger photo beside its layout: shown as MATLAB's imresize makes it (default) or area-averaged."""
+    from crn_tf.data.resize import imresize_uint8
+
+    checkpoint, _ = k1
+    rng = np.random.default_rng(4)
+    grey = rng.normal(128, 60, (2 * HEIGHT, 2 * WIDTH, 1))  # luma detail: JPEG keeps it, subsampled chroma not
+    photo = np.clip(np.repeat(grey, 3, axis=2), 0, 255).astype(np.uint8)
+    for folder in ("labels", "photos"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(classes_to_colors(np.zeros((2 * HEIGHT, 2 * WIDTH), np.uint8))).save(tmp_path / "labels" / "s.png")
+    Image.fromarray(photo).save(tmp_path / "photos" / "s.png")
+    matlab = imresize_uint8(photo, (HEIGHT, WIDTH)).astype(float)
+    area = photo.reshape(HEIGHT, 2, WIDTH, 2, 3).mean(axis=(1, 3))
+    for method, expected, other in (("matlab-bicubic", matlab, area), ("area", area, matlab)):
+        out = tmp_path / method
+        flags = [] if method == "matlab-bicubic" else ["--photo-resize", method]
+        assert main(["--checkpoint", checkpoint, "--labels", str(tmp_path / "labels"), "--images",
+                     str(tmp_path / "photos"), "--out", str(out), "--no-progress", *flags]) == 0
+        shown = _read(out / "page" / "s_real.jpg").astype(float)  # JPEG, quality 90
+        assert shown.shape == (HEIGHT, WIDTH, 3)
+        assert np.abs(shown - expected).mean() < 0.5 * np.abs(shown - other).mean(), method
+    capsys.readouterr()
+
+
 def test_bf16_and_low_memory_stay_close_to_float32(k1, city, tmp_path):
     checkpoint, _ = k1
     root, stems = city

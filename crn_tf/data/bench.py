@@ -1,6 +1,6 @@
 """Input-pipeline benchmark: images per second, raw Cityscapes-size PNGs vs a prepared folder.
 
-    python -m crn_tf.data.bench [--num 20] [--size 256x512] [--batch-size 1] [--epochs 3]
+    python -m crn_tf.data.bench [--num 20] [--size 256x512] [--batch-size 1] [--epochs 3] [--photo-resize area]
 
 Writes a synthetic city at full Cityscapes size (1024x2048) into a temporary folder, then
 times (a) raw PNGs -> resized one-hot batches, beside the bare PNG decode rate of the same
@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from crn_tf.data.pipeline import AUTOTUNE, make_dataset
 from crn_tf.data.prepare import prepare
+from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS
 from crn_tf.data.sources import find_examples
 from crn_tf.sizes import size_type
 
@@ -54,7 +55,8 @@ def decode_only(source: str, split: str = "train") -> tf.data.Dataset:
 
 
 def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: str,
-        source_size: tuple[int, int] = (1024, 2048)) -> dict[str, tuple[float, float]]:
+        source_size: tuple[int, int] = (1024, 2048),
+        photo_resize: str = DEFAULT_PHOTO_RESIZE) -> dict[str, tuple[float, float]]:
     """Writes the data into `workdir` (reused if already there); returns {name: (images/s, CPU ms/image)}."""
     from crn_tf.data.synthetic import write_synthetic_city
 
@@ -64,9 +66,9 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
         print(f"writing {num} synthetic {source_size[0]}x{source_size[1]} scenes to {city} ...", file=sys.stderr)
         write_synthetic_city(city, num_train=num, num_val=0, size=source_size, seed=0, instances=False)
     print(f"preparing {size[0]}x{size[1]} folder {prepared} ...", file=sys.stderr)
-    prepare(city, prepared, split="train", size=size, progress=False)
+    prepare(city, prepared, split="train", size=size, progress=False, photo_resize=photo_resize)
     rates = {}
-    options = dict(size=size, batch_size=batch_size, deterministic=False)
+    options = dict(size=size, batch_size=batch_size, deterministic=False, photo_resize=photo_resize)
     rates["raw_decode"] = images_per_second(decode_only(city), epochs)
     rates["raw"] = images_per_second(make_dataset(city, **options), epochs)
     rates["prepared_decode"] = images_per_second(decode_only(prepared), epochs)
@@ -83,12 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1, as the original)")
     parser.add_argument("--epochs", type=int, default=3, help="timed passes over the data (default: 3)")
     parser.add_argument("--workdir", default=None, help="keep the data here (reused on the next run)")
+    parser.add_argument("--photo-resize", choices=PHOTO_RESIZE_METHODS, default=DEFAULT_PHOTO_RESIZE,
+                        help="photo resize timed in (a) and used by prepare (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.num < 1 or args.epochs < 1 or args.batch_size < 1:
         print("error: --num, --epochs and --batch-size must be at least 1", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as temporary:
-        rates = run(args.num, args.size, args.batch_size, args.epochs, args.workdir or temporary, args.source_size)
+        rates = run(args.num, args.size, args.batch_size, args.epochs, args.workdir or temporary, args.source_size,
+                    args.photo_resize)
     h, w = args.size
     sh, sw = args.source_size
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -98,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return f"  {label:<52} {rate:7.1f} images/s  {cpu_ms:7.1f} CPU ms/image (~{cores * 1000 / cpu_ms:.0f}/s idle){note}"
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"input pipeline: {args.num} images, batch {args.batch_size}, {cores} cores, load average {load:.1f}")
+    print(f"input pipeline: {args.num} images, batch {args.batch_size}, photos {args.photo_resize}, {cores} cores, "
+          f"load average {load:.1f}")
     print(line(f"(a) raw {sh}x{sw} PNGs -> {h}x{w} one-hot batches", "raw"))
     print(line("    bare PNG decode of the same pairs", "raw_decode",
                f"  -> (a) runs at {100 * rates['raw'][0] / rates['raw_decode'][0]:.0f}% of the decode rate"))

@@ -4,8 +4,9 @@ Everything here is graph code run inside a parallel tf.data `map`: no Python run
 pixel or per example. A label is decoded, resized by nearest neighbour on its raw values
 (ids or colours; this equals nearest on class indices, since the lookup is per pixel, and
 the lookup then touches 16x fewer pixels at 1024x2048 -> 256x512), mapped to class
-indices and checked; a photo is decoded, checked against its label's size and
-area-averaged. Failures name the file (tf.debugging.Assert messages).
+indices and checked; a photo is decoded, checked against its label's size and resized
+(MATLAB's bicubic `imresize` by default, as the original's training photos; area averaging as
+an option). Failures name the file (tf.debugging.Assert messages).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from crn_tf.data.resize import AREA, DEFAULT_PHOTO_RESIZE, MATLAB_BICUBIC, axis_order, check_photo_resize, resize_matrix
 from crn_tf.data.sources import Example
 from crn_tf.labels import VOID, LabelSet
 
@@ -66,6 +68,7 @@ class _ResizePlan:
     size: tuple[int, int] | None
     mode: str
     factors: tuple[int, int] = (1, 1)
+    native_size: tuple[int, int] | None = None  # every file's (h, w), when they share one
 
 
 def _resize_plan(size: tuple[int, int] | None, native_sizes: set | None) -> _ResizePlan:
@@ -76,7 +79,8 @@ def _resize_plan(size: tuple[int, int] | None, native_sizes: set | None) -> _Res
         if (height, width) == tuple(size):
             return _ResizePlan(size, "none")
         if height % size[0] == 0 and width % size[1] == 0:
-            return _ResizePlan(size, "integer", (height // size[0], width // size[1]))
+            return _ResizePlan(size, "integer", (height // size[0], width // size[1]), (height, width))
+        return _ResizePlan(size, "dynamic", native_size=(height, width))
     return _ResizePlan(size, "dynamic")
 
 
@@ -163,13 +167,66 @@ def decode_photo(path: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(raw, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
-def resize_photo(image: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
-    """uint8/float [h, w, 3] -> float32 [H, W, 3] in 0..255: area averaging when shrinking
-    (anti-aliased: each output pixel is the mean of the pixels it covers), bilinear when
-    enlarging, a plain copy at the same size."""
+def _resize_matrix(in_length, out_length: int) -> tf.Tensor:
+    """`crn_tf.data.resize.resize_matrix` as float32 [out, in]: a constant for a known length,
+    else computed (and cached) in NumPy per file."""
+    if isinstance(in_length, int):
+        return tf.constant(resize_matrix(in_length, out_length), tf.float32)
+    matrix = tf.numpy_function(lambda n: resize_matrix(int(n), out_length).astype(np.float32), [in_length],
+                               tf.float32, stateful=False)
+    matrix.set_shape([out_length, None])
+    return matrix
+
+
+def resize_matlab_bicubic(image: tf.Tensor, size: tuple[int, int],
+                          native_size: tuple[int, int] | None = None) -> tf.Tensor:
+    """uint8/float [h, w, 3] in 0..255 -> float32 [H, W, 3]: MATLAB's bicubic `imresize`
+    (`crn_tf.data.resize`) as two matmuls, the smaller-scale axis first, then clipped and
+    rounded to whole levels as the original's `imwrite` did. `native_size` (h, w), when every
+    file has it, makes the weight matrices constants."""
     image = tf.cast(image, tf.float32)
+    channels_first = tf.transpose(image, [2, 0, 1])  # (3, h, w)
+    if native_size is not None:
+        height, width = native_size
+    else:
+        shape = tf.shape(image)
+        height, width = shape[0], shape[1]
+    rows = _resize_matrix(height, size[0])[None]  # (1, H, h)
+    columns = _resize_matrix(width, size[1])[None]  # (1, W, w)
+
+    def rows_first():
+        return tf.matmul(tf.matmul(rows, channels_first), columns, transpose_b=True)
+
+    def columns_first():
+        return tf.matmul(rows, tf.matmul(channels_first, columns, transpose_b=True))
+
+    if native_size is not None:
+        resized = rows_first() if axis_order(native_size, size) == (0, 1) else columns_first()
+    else:  # MATLAB's order: the smaller scale first, rows on a tie
+        columns_smaller = size[1] * tf.cast(height, tf.float64) < size[0] * tf.cast(width, tf.float64)
+        resized = tf.cond(columns_smaller, columns_first, rows_first)
+    resized = tf.floor(tf.clip_by_value(tf.transpose(resized, [1, 2, 0]), 0.0, 255.0) + 0.5)
+    resized.set_shape([size[0], size[1], 3])
+    return resized
+
+
+def resize_photo(image: tf.Tensor, size: tuple[int, int] | None, method: str = DEFAULT_PHOTO_RESIZE) -> tf.Tensor:
+    """uint8/float [h, w, 3] -> float32 [H, W, 3] in 0..255; a plain copy at the same size.
+
+    "matlab-bicubic" (default): MATLAB's bicubic `imresize`, antialiased when shrinking,
+    rounded to whole levels (the original's training photos). "area": area averaging when
+    shrinking (each output pixel is the mean of the pixels it covers), bilinear when enlarging.
+    """
+    check_photo_resize(method)
     if size is None:
-        return image
+        return tf.cast(image, tf.float32)
+    if method == MATLAB_BICUBIC:
+        shape = tf.shape(image)
+        same = tf.logical_and(tf.equal(shape[0], size[0]), tf.equal(shape[1], size[1]))
+        resized = tf.cond(same, lambda: tf.cast(image, tf.float32), lambda: resize_matlab_bicubic(image, size))
+        resized.set_shape([size[0], size[1], 3])
+        return resized
+    image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     same = tf.logical_and(tf.equal(shape[0], size[0]), tf.equal(shape[1], size[1]))
     shrink = tf.logical_and(shape[0] >= size[0], shape[1] >= size[1])
@@ -180,17 +237,19 @@ def resize_photo(image: tf.Tensor, size: tuple[int, int] | None) -> tf.Tensor:
     return resized
 
 
-def _resize_photo_planned(image: tf.Tensor, plan: _ResizePlan) -> tf.Tensor:
+def _resize_photo_planned(image: tf.Tensor, plan: _ResizePlan, method: str) -> tf.Tensor:
     if plan.mode == "none":
         image = tf.cast(image, tf.float32)
         if plan.size is not None:
             image.set_shape([plan.size[0], plan.size[1], 3])
         return image
-    if plan.mode == "integer":  # area averaging of f x f blocks = an average pool
+    if method == MATLAB_BICUBIC and plan.native_size is not None:
+        return resize_matlab_bicubic(image, plan.size, plan.native_size)
+    if method == AREA and plan.mode == "integer":  # area averaging of f x f blocks = an average pool
         pooled = tf.nn.avg_pool2d(tf.cast(image, tf.float32)[None], plan.factors, plan.factors, "VALID")[0]
         pooled.set_shape([plan.size[0], plan.size[1], 3])
         return pooled
-    return resize_photo(image, plan.size)
+    return resize_photo(image, plan.size, method)
 
 
 def classes_to_layout(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -211,8 +270,9 @@ def example_tensors(examples: list[Example]) -> tuple[tf.Tensor, ...]:
 
 
 def make_loader(examples: list[Example], size, label_set: LabelSet, unknown: str, with_images: bool,
-                 native_sizes: set | None = None):
+                 native_sizes: set | None = None, photo_resize: str = DEFAULT_PHOTO_RESIZE):
     """The per-example map function: file names -> decoded, checked, resized tensors."""
+    check_photo_resize(photo_resize)
     tables = _Tables(label_set)
     formats = sorted({e.label_format for e in examples})
     plan = _resize_plan(size, native_sizes)
@@ -230,6 +290,6 @@ def make_loader(examples: list[Example], size, label_set: LabelSet, unknown: str
             " but its label ", label_path, " is ", tf.strings.reduce_join(tf.strings.as_string(label_hw), separator="x")])
         with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(label_hw == image_hw), [message])]):
             image = tf.identity(image)
-        return _resize_photo_planned(image, plan), classes, index
+        return _resize_photo_planned(image, plan, photo_resize), classes, index
 
     return load

@@ -5,9 +5,12 @@ Decoding, the label lookup and resizing all run as TensorFlow ops inside a paral
 PNG decoding. Labels become class indices (uint8, 255 = void) per example; the one-hot
 layout (classes + a last void channel) is made per batch.
 
-Resizing: photos are area-averaged (anti-aliased: each output pixel is the mean of the
-input pixels it covers); labels are resized with nearest neighbour (on the label values,
-which equals nearest on the class indices), BEFORE the one-hot. Interpolating labels (or their colours, or the one-hot) would invent
+Resizing: photos as the original's training photos were made, with MATLAB's bicubic
+`imresize` (antialiased when shrinking, rounded to whole levels as `imwrite` did;
+`crn_tf.data.resize`), applied as two precomputed weight matrices per (input size, output
+size); `photo_resize="area"` area-averages instead (each output pixel the mean of the input
+pixels it covers). Labels are resized with nearest neighbour (on the label values, which
+equals nearest on the class indices), BEFORE the one-hot. Interpolating labels (or their colours, or the one-hot) would invent
 mixed classes and colours that belong to no class at object borders; nearest keeps every
 pixel a real class, as the original's resized label folders were.
 
@@ -30,6 +33,7 @@ import tensorflow as tf
 
 from crn_tf.data.decode import classes_to_layout, example_tensors, make_loader
 from crn_tf.data.readers import DataError, probe
+from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source, find_examples, summarize
 from crn_tf.labels import CITYSCAPES, LabelSet, resolve_label_set
@@ -123,13 +127,16 @@ def example_dataset(
     unknown: str = "error",
     deterministic: bool | None = None,
     native_sizes: set | None = None,
+    photo_resize: str = DEFAULT_PHOTO_RESIZE,
 ) -> tf.data.Dataset:
     """Unbatched decoded examples: (image float32 [H, W, 3], classes uint8 [H, W], index) or,
     without images, (classes, index). The shared core of `make_dataset`, the layout
     dataset and `prepare`. No scan: pass examples that were checked already, and
-    `native_sizes`, the set of their (h, w) if known (one size allows cheaper resizing)."""
+    `native_sizes`, the set of their (h, w) if known (one size allows cheaper resizing).
+    `photo_resize`: "matlab-bicubic" (the original's) or "area"."""
     examples = list(examples)
-    load = make_loader(examples, _size(size), resolve_label_set(label_set), unknown, with_images, native_sizes)
+    load = make_loader(examples, _size(size), resolve_label_set(label_set), unknown, with_images, native_sizes,
+                       photo_resize)
     dataset = tf.data.Dataset.from_tensor_slices(example_tensors(examples))
     return dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
@@ -160,6 +167,7 @@ def make_dataset(
     unknown: str = "error",
     scan: bool | str = True,
     shuffle_buffer: int | None = None,
+    photo_resize: str = DEFAULT_PHOTO_RESIZE,
 ) -> tf.data.Dataset:
     """Training pairs: (image float32 [B, H, W, 3] in 0..255, layout float32 one-hot [B, H, W, C+1]).
 
@@ -191,6 +199,9 @@ def make_dataset(
             and so finds corrupt pixel data and ids or colours outside the label set up
             front. False skips the scan (a list of already checked Examples).
         shuffle_buffer: shuffle buffer size; default: all examples (a full shuffle).
+        photo_resize: "matlab-bicubic" (default: MATLAB's bicubic `imresize`, antialiased when
+            shrinking, rounded to whole levels, as the original's training photos) or "area"
+            (area averaging when shrinking, bilinear when enlarging, not rounded).
 
     Raises DataError naming the files when the scan finds problems (unless skip_bad).
     """
@@ -211,7 +222,7 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(example_tensors(examples))
     if shuffle and not cache:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    load = make_loader(examples, size, label_set, unknown, True, _native_sizes(sizes, examples))
+    load = make_loader(examples, size, label_set, unknown, True, _native_sizes(sizes, examples), photo_resize)
     dataset = dataset.map(lambda *t: load(*t)[:2], num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     dataset = _with_static_size(dataset, static_hw)
     if skip_bad:

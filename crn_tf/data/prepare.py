@@ -4,10 +4,13 @@
 
 The output is `DIR/<split>/labels/<stem>.png` (colour-coded labels: a label folder in
 the original release's format) and `DIR/<split>/images/<stem>.png` (photos), i.e. the
-paired format, plus `DIR/label_set.json`. Resizing is exactly the training pipeline's
-(area-averaged photos, nearest-neighbour labels), so reading DIR gives the same layouts
-as reading the source at that size, and photos within rounding (0.5). Files are written
-to a temporary name and renamed, so a re-run skips every pair already complete.
+paired format, plus `DIR/label_set.json`. Resizing is exactly the training pipeline's:
+photos with MATLAB's bicubic `imresize` rounded to 8 bits, as the authors' own
+`extract*full.m` made theirs (`--photo-resize area`: area averaging), labels by nearest
+neighbour. So reading DIR gives the same layouts as reading the source at that size, and
+the same photos (with `area`: within rounding, 0.5). Files are written to a temporary name
+and renamed, so a re-run skips every pair already complete (photos made with another
+`--photo-resize` are redone).
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.data.readers import DataError, probe
+from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, PHOTO_RESIZE_METHODS, check_photo_resize
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source
+from crn_tf.files import write_atomic
 from crn_tf.images import save_png, to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
 from crn_tf.progress import Progress
@@ -73,6 +78,15 @@ def _complete(path: str, size: tuple[int, int] | None) -> bool:
     return size is None or info.size == tuple(size)
 
 
+def _previous_photo_resize(split_dir: str) -> str | None:
+    """The photo resize of an earlier run into `split_dir` (its prepared.json; "area" before it was recorded)."""
+    try:
+        with open(os.path.join(split_dir, "prepared.json")) as f:
+            return json.load(f).get("photo_resize", "area")
+    except (OSError, ValueError):
+        return None
+
+
 def prepare(
     source: Source | Sequence[Example],
     out: str | os.PathLike,
@@ -83,6 +97,7 @@ def prepare(
     images_dir: str | os.PathLike | None = None,
     skip_bad: bool = False,
     progress: bool = True,
+    photo_resize: str = DEFAULT_PHOTO_RESIZE,
 ) -> dict:
     """Resizes `source` once into `out/<split>/{labels,images}/`; returns counts written and skipped.
 
@@ -96,11 +111,13 @@ def prepare(
         images_dir: photo folder for a label folder source.
         skip_bad: skip bad pairs with a warning instead of raising.
         progress: show a progress bar on stderr.
+        photo_resize: "matlab-bicubic" (default: the original's MATLAB `imresize`) or "area".
 
     Raises DataError naming the files when the source has problems (unless skip_bad).
     """
     from crn_tf.data.pipeline import example_dataset  # TensorFlow only when needed
 
+    check_photo_resize(photo_resize)
     label_set = resolve_label_set(label_set)
     report = scan_dataset(source, split=split, label_set=label_set, images=images, images_dir=images_dir)
     examples = report.usable_examples(skip_bad)
@@ -113,19 +130,33 @@ def prepare(
     if with_images:
         os.makedirs(image_dir, exist_ok=True)
     label_set.save_json(os.path.join(out, "label_set.json"))
+    split_dir = os.path.join(out, split)
+    previous = _previous_photo_resize(split_dir)
+    if with_images and previous is not None and previous != photo_resize:
+        # Photos made with another resize: remove them before recording the new method, so that
+        # a run killed half-way still redoes every one of them.
+        for example in examples:
+            stale = os.path.join(image_dir, example.stem + ".png")
+            if os.path.exists(stale):
+                os.remove(stale)
+    info = {"source": report.source, "format": report.kind, "split": split,
+            "size": list(size) if size else None, "pairs": len(examples), "label_set": label_set.name,
+            "photo_resize": photo_resize}
+    write_atomic(os.path.join(split_dir, "prepared.json"), json.dumps(info, indent=2))
 
     def targets(example: Example) -> tuple[str, str]:
         return os.path.join(label_dir, example.stem + ".png"), os.path.join(image_dir, example.stem + ".png")
 
     pending = [e for e in examples
-               if not (_complete(targets(e)[0], size) and (not with_images or _complete(targets(e)[1], size)))]
+               if not (_complete(targets(e)[0], size)
+                       and (not with_images or _complete(targets(e)[1], size)))]
     skipped = len(examples) - len(pending)
     if progress and skipped:
         print(f"prepare: {skipped} of {len(examples)} pairs already written, skipping them", file=sys.stderr)
     if pending:
         native = {report.label_sizes[e.stem] for e in pending}
         dataset = example_dataset(pending, size, label_set, with_images=with_images, deterministic=False,
-                                  native_sizes=native)
+                                  native_sizes=native, photo_resize=photo_resize)
         if skip_bad:
             dataset = dataset.ignore_errors(log_warning=True)
         written = 0
@@ -146,11 +177,7 @@ def prepare(
         bar.close()
     else:
         written = 0
-    info = {"source": report.source, "format": report.kind, "split": split,
-            "size": list(size) if size else None, "pairs": len(examples), "label_set": label_set.name}
-    with open(os.path.join(out, split, "prepared.json"), "w") as f:
-        json.dump(info, f, indent=2)
-    return {"written": written, "skipped": skipped, "out": os.path.join(out, split)}
+    return {"written": written, "skipped": skipped, "out": split_dir}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,12 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images-dir", default=None, help="photo folder, for a label-folder source")
     parser.add_argument("--labels-only", action="store_true", help="write labels only (no photos needed)")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad pairs with a warning instead of stopping")
+    parser.add_argument("--photo-resize", choices=PHOTO_RESIZE_METHODS, default=DEFAULT_PHOTO_RESIZE,
+                        help=PHOTO_RESIZE_HELP + " (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         label_set = resolve_label_set(args.label_set)
         result = prepare(args.cityscapes or args.source, args.out, split=args.split, size=args.size,
                          label_set=label_set, images="none" if args.labels_only else "required",
-                         images_dir=args.images_dir, skip_bad=args.skip_bad)
+                         images_dir=args.images_dir, skip_bad=args.skip_bad, photo_resize=args.photo_resize)
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
+from crn_tf.evaluate.synthesize import REAL_RESIZE
 from crn_tf.sizes import size_type
 
 PROG = "crn-evaluate"
@@ -54,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("--keras-weights", default="imagenet", help="weights for --inception keras: 'imagenet' or an .h5 path")
     fid.add_argument("--real", default=None, help="existing folder of real <stem>.png at the evaluation size "
                                                    "(default: the split's photos, resized into OUT/real)")
-    fid.add_argument("--real-resize", default="bicubic", choices=("bicubic", "lanczos", "bilinear", "area"),
-                     help="PIL filter resizing the real photos to the evaluation size (SPADE's loader: bicubic)")
+    fid.add_argument("--real-resize", default="bicubic", choices=tuple(REAL_RESIZE),
+                     help="how the real photos are resized to the evaluation size: a PIL filter (default bicubic, "
+                          "SPADE's loader, the protocol of published FIDs) or matlab-bicubic (MATLAB's imresize, "
+                          "as the original's training photos)")
     fid.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception call")
     fid.add_argument("--kid-subsets", type=int, default=100, help="KID: number of random subsets")
     fid.add_argument("--kid-subset-size", type=int, default=1000, help="KID: images per subset (capped at the set size)")

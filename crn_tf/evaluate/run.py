@@ -184,7 +184,8 @@ def evaluate(options: EvaluationOptions) -> dict:
             report["real_resize"] = f"read from {os.path.abspath(options.real)}"
         else:
             real = prepare_real(examples, os.path.join(out, "real"), size, options.real_resize, options.progress)
-            report["real_resize"] = f"resized to {size[0]}x{size[1]} with PIL {options.real_resize}"
+            how = "MATLAB's bicubic imresize" if options.real_resize == "matlab-bicubic" else f"PIL {options.real_resize}"
+            report["real_resize"] = f"resized to {size[0]}x{size[1]} with {how}"
         cache = options.cache_dir
         fake_features = folder_features(synthesized, extractor, cache, options.fid_batch_size, "features (synthesized)")
         real_features = folder_features(real, extractor, cache, options.fid_batch_size, "features (real)")

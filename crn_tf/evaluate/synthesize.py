@@ -12,11 +12,13 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from crn_tf.data.resize import MATLAB_BICUBIC, imresize_uint8
 from crn_tf.images import image_file_name, save_image, to_uint8
 from crn_tf.progress import Progress
 
 REAL_RESIZE = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
-               "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX}
+               "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX, MATLAB_BICUBIC: None}
+"""--real-resize choices: PIL filters, and MATLAB's bicubic imresize (the original's training photos)."""
 
 
 def synthesized_names(stem: str, num_images: int, image_index: int | str) -> list[tuple[int, str]]:
@@ -110,7 +112,8 @@ def prepare_real(
     """The examples' photos resized to `size` as `<out_dir>/<stem>.png` (existing files kept).
 
     `method` is a PIL filter name: "bicubic" (default; SPADE's data loader resizes Cityscapes
-    photos with PIL bicubic), "lanczos", "bilinear" or "area" (box). PIL filters are antialiased.
+    photos with PIL bicubic), "lanczos", "bilinear" or "area" (box), all antialiased; or
+    "matlab-bicubic": MATLAB's `imresize`, as the original's training photos were made.
     """
     from crn_tf.data import read_image
 
@@ -126,7 +129,9 @@ def prepare_real(
         path = os.path.join(out_dir, f"{example.stem}.png")
         if not os.path.exists(path):
             photo = read_image(example.image_path)
-            if photo.shape[:2] != tuple(size):
+            if photo.shape[:2] != tuple(size) and method == MATLAB_BICUBIC:
+                photo = imresize_uint8(photo, size)
+            elif photo.shape[:2] != tuple(size):
                 photo = np.asarray(Image.fromarray(photo).resize((size[1], size[0]), REAL_RESIZE[method]))
             save_image(path, photo)
         paths.append(path)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from crn_tf.data.pipeline import make_dataset
 from crn_tf.data.readers import DataError
+from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, check_photo_resize
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source
 from crn_tf.labels import LabelSet
@@ -34,11 +35,12 @@ class EpochData:
         seed: the base seed of the per-epoch shuffle.
         shuffle: False keeps file order every epoch (validation samples).
         skip_bad: skip the pairs the scan finds bad (with a warning) instead of stopping.
+        photo_resize: how photos reach `size`: "matlab-bicubic" (the original's) or "area".
     """
 
     def __init__(self, source: Source | Sequence[Example], size: tuple[int, int], label_set: LabelSet,
                  split: str = "train", global_batch_size: int = 1, seed: int = 0, shuffle: bool = True,
-                 skip_bad: bool = False):
+                 skip_bad: bool = False, photo_resize: str = DEFAULT_PHOTO_RESIZE):
         report = scan_dataset(source, split=split, label_set=label_set)
         self.source = report.source
         self.examples: list[Example] = report.usable_examples(skip_bad, where=f" in split {split!r}")
@@ -47,6 +49,7 @@ class EpochData:
         self.global_batch_size = int(global_batch_size)
         self.seed = int(seed)
         self.shuffle = shuffle
+        self.photo_resize = check_photo_resize(photo_resize)
         if len(self.examples) < self.global_batch_size:
             raise DataError(
                 f"{self.source}: {len(self.examples)} examples in split {split!r}, fewer than the batch size "
@@ -74,6 +77,7 @@ class EpochData:
         dataset = make_dataset(
             self.order(epoch), size=self.size, label_set=self.label_set, batch_size=self.global_batch_size,
             shuffle=False, deterministic=True, drop_remainder=True, input_context=input_context, scan=False,
+            photo_resize=self.photo_resize,
         )
         return dataset.repeat()
 
@@ -81,6 +85,6 @@ class EpochData:
         """The first `count` examples in file order: (images [n, H, W, 3], layouts [n, H, W, C+1])."""
         count = min(int(count), len(self.examples))
         dataset = make_dataset(self.examples[:count], size=self.size, label_set=self.label_set, batch_size=count,
-                               deterministic=True, scan=False)
+                               deterministic=True, scan=False, photo_resize=self.photo_resize)
         images, layouts = next(iter(dataset))
         return images.numpy(), layouts.numpy()
