@@ -1,6 +1,12 @@
-"""Import the authors' TensorFlow 1 checkpoints (result_256p / 512p / 1024p) into a crn_tf model.
+"""Import the authors' TensorFlow 1 checkpoints into a crn_tf model.
 
     python -m crn_tf.tf1_import result_256p/model.ckpt checkpoints/crn_256p
+    python -m crn_tf.tf1_import result_GTA/model.ckpt checkpoints/crn_gta_256p
+
+The release publishes four generators (`PUBLISHED_CHECKPOINTS`): result_256p, result_512p and
+result_1024p on Cityscapes, and result_GTA, the 256p diversity model trained on GTA5 frames
+(GTA_Diversity_256p.py: the same generator, so the same variable names and shapes as
+result_256p, and the same Cityscapes colour coding of its layouts).
 
 The original names its variables after TF1 slim scopes: `g_{H}_conv{1,2}/weights`,
 `g_{H}_conv{1,2}/LayerNorm/{gamma,beta}` per module (H = module height) and
@@ -19,6 +25,15 @@ import numpy as np
 from crn_tf.labels import resolve_label_set
 
 _MODULE_VAR = re.compile(r"^g_(\d+)_conv(1|2|100)/(weights|biases|LayerNorm/gamma|LayerNorm/beta)$")
+
+
+PUBLISHED_CHECKPOINTS: dict[str, tuple[str, str]] = {
+    "result_256p": ("256p", "demo_256p.py: Cityscapes, 256x512, k = 9 (diversity loss)"),
+    "result_512p": ("512p", "demo_512p.py: Cityscapes, 512x1024, k = 1"),
+    "result_1024p": ("1024p", "demo_1024p.py: Cityscapes, 1024x2048, k = 1"),
+    "result_GTA": ("256p", "GTA_Diversity_256p.py: GTA5 frames, 256x512, k = 9 (diversity loss)"),
+}
+"""The release's checkpoint folders -> (the crn_tf preset of their generator, what they are)."""
 
 
 class TF1ImportError(ValueError):
@@ -110,6 +125,20 @@ def infer_model_args(variables: dict[str, np.ndarray], source: str = "checkpoint
     }
 
 
+def published_matches(model_args: dict) -> list[str]:
+    """The published checkpoints (`PUBLISHED_CHECKPOINTS`) whose generator has these `infer_model_args`:
+    e.g. ["result_256p", "result_GTA"] for a 256p diversity model; [] for any other network."""
+    from crn_tf.model import PRESETS
+
+    def same(preset: str) -> bool:
+        spec = PRESETS[preset]
+        return (tuple(model_args["output_size"]) == tuple(spec["output_size"])
+                and model_args["num_images"] == spec["num_images"]
+                and tuple(model_args["widths"]) == tuple(spec["widths"]) and model_args["num_classes"] == 19)
+
+    return [name for name, (preset, _) in PUBLISHED_CHECKPOINTS.items() if same(preset)]
+
+
 def import_tf1(path: str, label_set=None):
     """Builds a CRN and copies every weight of the TF1 checkpoint at `path` into it.
 
@@ -151,9 +180,12 @@ def import_tf1(path: str, label_set=None):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.tf1_import",
-        description="Convert a checkpoint of the authors' TensorFlow 1 release into a crn_tf checkpoint directory.",
+        description="Convert a checkpoint of the authors' TensorFlow 1 release into a crn_tf checkpoint directory: "
+        "result_256p, result_512p, result_1024p (Cityscapes) or result_GTA (the 256p diversity model trained on "
+        "GTA5, GTA_Diversity_256p.py).",
     )
-    parser.add_argument("prefix", help="checkpoint prefix (e.g. result_256p/model.ckpt) or its directory")
+    parser.add_argument("prefix", help="checkpoint prefix (e.g. result_256p/model.ckpt, result_GTA/model.ckpt) or its "
+                                       "directory")
     parser.add_argument("out_dir", help="checkpoint directory to write (config.json + model.weights.h5)")
     parser.add_argument("--label-set", default="cityscapes", help="label set name or JSON path (default: cityscapes)")
     args = parser.parse_args(argv)
@@ -164,12 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     except (TF1ImportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    save_model(model, args.out_dir, extra={"source": "tf1_import", "tf1_checkpoint": os.path.abspath(args.prefix)})
+    matches = published_matches({"output_size": model.output_size, "num_images": model.num_images,
+                                 "widths": model.widths, "num_classes": model.num_classes})
+    save_model(model, args.out_dir, extra={"source": "tf1_import", "tf1_checkpoint": os.path.abspath(args.prefix),
+                                           "published_generator": matches})
     height, width = model.output_size
     print(
         f"imported {args.prefix}: {model.num_modules} modules, {height}x{width}, k={model.num_images}, "
         f"{model.count_params():,} parameters -> {args.out_dir}"
     )
+    if matches:
+        print(f"the variables of the published {' and '.join(matches)} generator{'s' if len(matches) > 1 else ''}")
     print(f"try it: python demo.py --checkpoint {args.out_dir} --labels data/samples/256x512/labels")
     return 0
 

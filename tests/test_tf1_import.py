@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from crn_tf.checkpoint import load_model
 from crn_tf.model import CRN
-from crn_tf.tf1_import import TF1ImportError, import_tf1, main, tf1_variable_names
+from crn_tf.tf1_import import (PUBLISHED_CHECKPOINTS, TF1ImportError, import_tf1, infer_model_args, main,
+                               published_matches, tf1_variable_names)
 
 import reference
 
@@ -88,6 +89,7 @@ def test_cli_writes_a_checkpoint_directory(tmp_path, rng, capsys):
     assert "3 modules, 16x32, k=1" in capsys.readouterr().out
     loaded = load_model(tmp_path / "out")
     assert loaded.checkpoint_info["source"] == "tf1_import"
+    assert loaded.checkpoint_info["published_generator"] == []  # not shaped as any of the four published ones
     np.testing.assert_array_equal(loaded.output_conv.bias.numpy(), import_tf1(str(tmp_path / "model.ckpt")).output_conv.bias.numpy())
 
 
@@ -108,3 +110,27 @@ def test_not_a_checkpoint(tmp_path, capsys):
         import_tf1(str(tmp_path / "nothing.ckpt"))
     assert main([str(tmp_path / "nothing.ckpt"), str(tmp_path / "out")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def gta_variables():
+    """result_GTA's generator listing. GTA_Diversity_256p.py builds the 256p generator (the same
+    recursive_generator, widths and 27-channel output), so its names and shapes are result_256p's;
+    the listing file holds a result_GTA section only if one was read off its .index file."""
+    published = published_variables()
+    return published.get("GTA", published["256p"])
+
+
+def test_the_gta_model_is_recognised_as_a_published_generator():
+    def shapes_only(listing):  # zero-memory arrays: only names and shapes matter here
+        return {name: np.broadcast_to(np.float32(0), shape) for name, shape in listing.items()}
+
+    gta = infer_model_args(shapes_only(gta_variables()), source="result_GTA")
+    assert gta == {"output_size": (256, 512), "num_classes": 19, "num_images": 9,
+                   "widths": [1024] * 5 + [512] * 2, "num_modules": 7}
+    assert published_matches(gta) == ["result_256p", "result_GTA"]
+    model = CRN.from_preset(PUBLISHED_CHECKPOINTS["result_GTA"][0])
+    model.build()
+    assert tf1_variable_names(model) == gta_variables()  # what import_tf1 checks name for name, shape for shape
+    assert published_matches(infer_model_args(shapes_only(published_variables()["512p"]))) == ["result_512p"]
+    assert published_matches(infer_model_args(shapes_only(published_variables()["1024p"]))) == ["result_1024p"]
+    assert published_matches(infer_model_args(tiny_tf1_variables(np.random.default_rng(0)))) == []
