@@ -37,11 +37,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Preset name -> CRN arguments. Each has 20 input channels (19 Cityscapes classes + void)."""
 
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "256p": {"layer_weights": "256p", "diversity": True, "init_from": None, "train_modules": "all"},
-    "512p": {"layer_weights": "512p", "diversity": False, "init_from": "256p", "train_modules": "all"},
-    "1024p": {"layer_weights": "1024p", "diversity": False, "init_from": "512p", "train_modules": "last2"},
+    "256p": {"layer_weights": "256p", "diversity": True, "init_from": None, "train_modules": "all", "epochs": 200},
+    "512p": {"layer_weights": "512p", "diversity": False, "init_from": "256p", "train_modules": "all", "epochs": 20},
+    "1024p": {"layer_weights": "1024p", "diversity": False, "init_from": "512p", "train_modules": "last2", "epochs": 5},
 }
-"""How the original trained each preset: loss constants, diversity loss, initialisation, trained modules."""
+"""How the original trained each preset: loss constants, diversity loss, initialisation, trained modules
+and epochs (demo_256p.py `range(1,201)`, demo_512p.py `range(1,21)`, demo_1024p.py `range(1,6)`)."""
 
 
 def paper_widths(height: int, num_modules: int) -> list[int]:

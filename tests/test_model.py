@@ -201,3 +201,23 @@ def test_preset_table_is_plain_data():
     for name, args in PRESETS.items():
         model = CRN(**args)
         assert model.output_size == args["output_size"], name
+
+
+def test_initialisation_is_slims_default():
+    """slim.conv2d's defaults, as the original builds every conv: Glorot (Xavier) uniform kernels,
+    limit sqrt(6 / (fan_in + fan_out)) with fans kh * kw * channels; zero biases (the 1x1 output conv,
+    the only one with a bias: slim drops it under a normaliser); slim.layer_norm's gamma 1, beta 0."""
+    keras.utils.set_random_seed(3)
+    model = CRN(output_size=(16, 32), widths=(48, 48, 48), num_images=9)
+    model.build()
+    for kernel in (model.refinement_modules[2].conv2.kernel.numpy(), model.output_conv.kernel.numpy()):
+        kh, kw, cin, cout = kernel.shape
+        limit = np.sqrt(6.0 / (kh * kw * cin + kh * kw * cout))
+        assert -limit <= kernel.min() and kernel.max() <= limit and kernel.max() > 0.95 * limit
+        assert kernel.var() == pytest.approx(limit**2 / 3, rel=0.08)  # uniform on [-limit, limit]
+    np.testing.assert_array_equal(model.output_conv.bias.numpy(), 0.0)
+    for module in model.refinement_modules:
+        assert not module.conv1.use_bias and not module.conv2.use_bias
+        for norm in (module.norm1, module.norm2):
+            np.testing.assert_array_equal(norm.gamma.numpy(), 1.0)
+            np.testing.assert_array_equal(norm.beta.numpy(), 0.0)

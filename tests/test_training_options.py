@@ -26,9 +26,27 @@ def test_no_data_means_the_small_default_run_and_data_means_the_paper():
     assert paper.vgg_weights == "imagenet" and paper.epochs == 200 and paper.width_multiplier == 1.0
     assert paper.lr == 1e-4 and paper.batch_size == 1 and paper.preset == "256p" and paper.size is None
     assert paper.run_dir == "runs/256p"
+    assert (smoke.epochs, smoke.train_modules, paper.train_modules) == (12, "all", "all")
+    assert paper.photo_resize == smoke.photo_resize == "matlab-bicubic"
+    assert (paper.mixed_precision, paper.xla, paper.recompute, paper.vgg_pooling) == ("off", False, False, "avg")
+    assert (paper.layer_weights, paper.init_from, paper.num_images) == ("original", None, None)  # k: the preset's
     # What the user sets wins over either table.
     assert resolve_options(TrainOptions(epochs=3)).epochs == 3
     assert set(SMOKE_DEFAULTS) == set(PAPER_DEFAULTS)
+
+
+@pytest.mark.parametrize("preset, epochs, train_modules", [("256p", 200, "all"), ("512p", 20, "all"),
+                                                            ("1024p", 5, "last2")])
+def test_paper_schedule_per_preset_is_the_release_scripts(preset, epochs, train_modules):
+    """demo_256p.py `for epoch in range(1,201)`, demo_512p.py `range(1,21)`, demo_1024p.py `range(1,6)`;
+    demo_1024p.py trains only `g_512` and `g_1024` (its G_opt var_list), the others every `g_` variable."""
+    paper = resolve_options(TrainOptions(data="cityscapes", preset=preset))
+    assert (paper.epochs, paper.train_modules) == (epochs, train_modules)
+    mine = resolve_options(TrainOptions(data="cityscapes", preset=preset, epochs=7, train_modules="all"))
+    assert (mine.epochs, mine.train_modules) == (7, "all")  # explicit options win
+    assert parse_options(["--photo-resize", "area"]).photo_resize == "area"
+    with pytest.raises(SystemExit):
+        parse_options(["--photo-resize", "bicubic"])
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -5,7 +5,9 @@ written to `RUN_DIR/options.json` (machine-readable) and `RUN_DIR/opt.txt` (the 
 before step 0, by the chief worker only.
 
 Faithful first: with `--data` given, the defaults are the original's (256p preset, k = 9,
-ImageNet VGG, Adam 1e-4, batch 1, 200 epochs). Without `--data`, `train.py` runs its embedded
+ImageNet VGG, Adam 1e-4, batch 1, MATLAB-bicubic photos, and per preset the release's epochs
+and trained modules: 200 / 20 / 5 epochs, all / all / the last two modules at 256p / 512p / 1024p;
+docs/faithfulness.md). Without `--data`, `train.py` runs its embedded
 small default (a synthetic city, 64x128, width multiplier 1/16, k = 1, random VGG): the fields whose
 default is `None` ("auto") are settled by `resolve_options` for whichever case applies.
 """
@@ -18,6 +20,7 @@ import os
 from fractions import Fraction
 from typing import Any, Sequence
 
+from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, PHOTO_RESIZE_METHODS, check_photo_resize
 from crn_tf.files import write_atomic
 from crn_tf.sizes import parse_size
 
@@ -35,6 +38,7 @@ SMOKE_DEFAULTS: dict[str, Any] = {
     "run_dir": os.path.join("runs", "synthetic_small"),
     "save_every": 200,
     "summary_every": 50,
+    "train_modules": "all",
 }
 """What the auto (`None`) fields become when `--data` is not given."""
 
@@ -43,10 +47,11 @@ PAPER_DEFAULTS: dict[str, Any] = {
     "width_multiplier": 1.0,
     "vgg_weights": "imagenet",
     "num_images": None,  # the preset's: 9 at 256p, 1 at 512p and 1024p
-    "epochs": 200,
+    "epochs": None,  # the preset's: PRESET_TRAINING (200 at 256p, 20 at 512p, 5 at 1024p)
     "run_dir": None,  # runs/<preset>
     "save_every": 1000,
     "summary_every": 500,
+    "train_modules": None,  # the preset's: PRESET_TRAINING (last2 at 1024p, else all)
 }
 """What the auto (`None`) fields become when `--data` is given: the original's schedule."""
 
@@ -70,6 +75,7 @@ class TrainOptions:
     split: str = _field("train", "split to train on (Cityscapes roots and paired dirs with train/ val/)")
     val_split: str = _field("val", "split of --val-data to validate on")
     skip_bad: bool = _field(False, "skip bad image/label pairs with a warning instead of stopping")
+    photo_resize: str = _field(DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, choices=PHOTO_RESIZE_METHODS)
     # --- model ---
     preset: str = _field("256p", "the paper's generator: 256p (k=9, diversity loss), 512p, 1024p",
                          choices=("256p", "512p", "1024p"))
@@ -79,7 +85,9 @@ class TrainOptions:
                                     "1 for the small default)")
     init_from: str | None = _field(None, "checkpoint (or run dir) whose modules initialise the shared modules, "
                                    "matched by module height (256p -> 512p -> 1024p)")
-    train_modules: str = _field("all", "modules that train: all, lastN (e.g. last2) or module heights (e.g. 512,1024)")
+    train_modules: str | None = _field(None, "modules that train: all, lastN (e.g. last2) or module heights (e.g. "
+                                       "512,1024) (default: the preset's, as the original: all at 256p and 512p, "
+                                       "last2 at 1024p; all for the small default)")
     recompute: bool = _field(False, "recompute each refinement module's and each VGG-19 segment's activations in "
                              "the backward pass (same gradients, about half the memory)")
     # --- loss ---
@@ -91,7 +99,8 @@ class TrainOptions:
                                 "or auto (1/elements, rescaled at --rescale-epoch)", choices=("original", "auto"))
     rescale_epoch: int = _field(100, "with --layer-weights auto: rescale the weights after this epoch")
     # --- optimisation ---
-    epochs: int | None = _field(None, "epochs (default: 200 as the original; 12 for the small default)")
+    epochs: int | None = _field(None, "epochs (default: the preset's, as the original: 200 at 256p, 20 at 512p, "
+                                "5 at 1024p; 12 for the small default)")
     steps: int | None = _field(None, "stop after this many steps in total (overrides --epochs)")
     batch_size: int = _field(1, "global batch size (split over replicas)")
     lr: float = _field(1e-4, "Adam learning rate")
@@ -167,6 +176,15 @@ def resolve_options(options: TrainOptions) -> TrainOptions:
             values["val_data"] = SMOKE_DATA
     if values["run_dir"] is None:
         values["run_dir"] = os.path.join("runs", values["preset"])
+    if values["epochs"] is None or values["train_modules"] is None:
+        from crn_tf.model import PRESET_TRAINING  # Keras: only once options are resolved
+
+        if values["preset"] not in PRESET_TRAINING:
+            raise ValueError(f"--preset must be one of {', '.join(PRESET_TRAINING)}, got {values['preset']!r}")
+        preset = PRESET_TRAINING[values["preset"]]
+        for key in ("epochs", "train_modules"):
+            if values[key] is None:
+                values[key] = preset.get(key)
     resolved = TrainOptions(**values)
     validate_options(resolved)
     return resolved
@@ -191,6 +209,7 @@ def validate_options(options: TrainOptions) -> None:
     if options.size is not None:
         parse_size(options.size)
     parse_train_modules(options.train_modules)
+    check_photo_resize(options.photo_resize)
 
 
 def parse_train_modules(text: str) -> tuple[str, Any]:

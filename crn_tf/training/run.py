@@ -115,11 +115,11 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
     preset_size = tuple(PRESETS[options.preset]["output_size"])
     size = parse_size(options.size) if options.size else preset_size
     data = EpochData(options.data, size, label_set, options.split, options.batch_size, options.seed,
-                     skip_bad=options.skip_bad)
+                     skip_bad=options.skip_bad, photo_resize=options.photo_resize)
     samples_source = data
     if options.val_data:
         samples_source = EpochData(options.val_data, size, label_set, options.val_split, 1, shuffle=False,
-                                   skip_bad=options.skip_bad)
+                                   skip_bad=options.skip_bad, photo_resize=options.photo_resize)
     samples = samples_source.samples(options.num_samples)
 
     # === Run directory and options (chief only) ===
