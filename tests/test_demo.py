@@ -44,7 +44,7 @@ def k9(tmp_path_factory):
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     """A synthetic Cityscapes tree at the tiny model's size: gtFine/val labelIds + leftImg8bit photos."""
-    from crn_tf.data.synthetic import write_synthetic_city
+    from crn_tf.synthetic import write_synthetic_city
 
     root = tmp_path_factory.mktemp("city")
     stems = write_synthetic_city(root, 0, 3, size=(HEIGHT, WIDTH), instances=False)

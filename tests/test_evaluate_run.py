@@ -10,7 +10,7 @@ from PIL import Image
 
 from crn_tf.checkpoint import save_model
 from crn_tf.data import find_examples, read_label
-from crn_tf.data.synthetic import write_synthetic_city
+from crn_tf.synthetic import write_synthetic_city
 from crn_tf.evaluate.features import list_images, load_rgb
 from crn_tf.evaluate.fid import fid_from_features, kernel_inception_distance
 from crn_tf.evaluate.inception import load_extractor

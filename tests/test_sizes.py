@@ -38,7 +38,8 @@ def test_size_type_is_an_argparse_type():
 
 
 @pytest.mark.parametrize("module, argv", [
-    ("crn_tf.data.synthetic", ["out", "--size", "4x4"]),
+    ("crn_tf.synthetic.writer", ["out", "--size", "4x4"]),
+    ("crn_tf.data.synthetic", ["out", "--size", "4x4"]),  # the old module name
     ("crn_tf.data.prepare", ["--cityscapes", "x", "--out", "y", "--size", "0x512"]),
     ("crn_tf.evaluate.__main__", ["data", "--segmenter-size", "256"]),
 ])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crn_tf.data import synthetic
-from crn_tf.data.synthetic import render_scene, write_paired_dataset, write_synthetic_city
+from crn_tf.synthetic import writer as synthetic
+from crn_tf.synthetic import render_scene, write_paired_dataset, write_synthetic_city
 from crn_tf.labels import (
     CITYSCAPES,
     VOID,

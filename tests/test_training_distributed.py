@@ -31,7 +31,7 @@ def env(**extra):
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    from crn_tf.data.synthetic import write_synthetic_city
+    from crn_tf.synthetic import write_synthetic_city
 
     root = tmp_path_factory.mktemp("city")
     write_synthetic_city(root, 8, 2, size=(32, 64), seed=4, instances=False)

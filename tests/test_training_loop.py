@@ -25,7 +25,7 @@ WIDTHS = (8, 8, 8, 8)
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    from crn_tf.data.synthetic import write_synthetic_city
+    from crn_tf.synthetic import write_synthetic_city
 
     root = tmp_path_factory.mktemp("city")
     write_synthetic_city(root, 8, 2, size=SIZE, seed=3, instances=False)

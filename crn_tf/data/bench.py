@@ -58,7 +58,7 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
         source_size: tuple[int, int] = (1024, 2048),
         photo_resize: str = DEFAULT_PHOTO_RESIZE) -> dict[str, tuple[float, float]]:
     """Writes the data into `workdir` (reused if already there); returns {name: (images/s, CPU ms/image)}."""
-    from crn_tf.data.synthetic import write_synthetic_city
+    from crn_tf.synthetic import write_synthetic_city
 
     city = os.path.join(workdir, "city")
     prepared = os.path.join(workdir, "prepared")

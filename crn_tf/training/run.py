@@ -47,7 +47,7 @@ class TrainResult:
 
 def ensure_synthetic_city(path: str = SMOKE_DATA, stream: IO[str] | None = None) -> str:
     """Writes the small synthetic city of the default run unless it is already there."""
-    from crn_tf.data.synthetic import write_synthetic_city
+    from crn_tf.synthetic import write_synthetic_city
 
     marker = os.path.join(path, "leftImg8bit", "val")
     if os.path.isdir(marker) and os.listdir(marker):
