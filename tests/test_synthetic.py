@@ -237,7 +237,7 @@ def test_label_folder_matches_the_cityscapes_tree(tmp_path, city, split):
 
 
 def test_committed_samples_are_readable_street_layouts(tmp_path):
-    for size, shape in (("64x128", (64, 128)), ("256x512", (256, 512))):
+    for size, shape in (("64x128", (64, 128)), ("128x256", (128, 256)), ("256x512", (256, 512))):
         folder = os.path.join(REPO, "data", "samples", size)
         stems = sorted(os.listdir(os.path.join(folder, "labels")))
         assert len(stems) >= 4 and stems == sorted(os.listdir(os.path.join(folder, "images")))
@@ -249,7 +249,7 @@ def test_committed_samples_are_readable_street_layouts(tmp_path):
             assert _read(os.path.join(folder, "images", name)).shape == shape + (3,)
     # They are what the generator writes today from the val split, seed 0 (docs/synthetic.md has the
     # command): the scenes `python train.py` holds out in data/synthetic_city, not the ones it trains on.
-    for size, shape in (("64x128", (64, 128)), ("256x512", (256, 512))):
+    for size, shape in (("64x128", (64, 128)), ("128x256", (128, 256)), ("256x512", (256, 512))):
         for stem in synthetic.write_label_folder(tmp_path / size, 4, shape, seed=0, photos=False, split="val"):
             committed = _read(os.path.join(REPO, "data", "samples", size, "labels", f"{stem}.png"))
             regenerated = _read(tmp_path / size / "labels" / f"{stem}.png")
