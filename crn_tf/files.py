@@ -38,3 +38,33 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> str:
             with open(temporary, "w", encoding="utf-8") as f:
                 f.write(data)
     return os.fspath(path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
+    """Yields a new, empty staging folder beside `path`; when the block ends it replaces `path`.
+
+    The old folder (if any) is moved aside by one rename, the staging folder renamed to `path`,
+    then the old one deleted, so a killed writer leaves the old folder or the new one. On an
+    error the staging folder is removed and `path` is left as it was.
+    """
+    import shutil
+    import tempfile
+
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=os.path.basename(path) + ".tmp-", dir=parent)
+    try:
+        yield staging
+        retired = None
+        if os.path.exists(path):
+            retired = tempfile.mkdtemp(prefix=os.path.basename(path) + ".old-", dir=parent)
+            os.rmdir(retired)
+            os.replace(path, retired)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if retired:
+        shutil.rmtree(retired, ignore_errors=True)

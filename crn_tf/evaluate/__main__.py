@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg = parser.add_argument_group("segmentation score")
     seg.add_argument("--segmenter", default=None,
                      help="SavedModel: serving_default takes images [B,H,W,3] uint8/float 0..255 and returns class "
-                          "indices [B,H,W] or logits [B,H,W,classes]. Omit to skip")
+                          "indices [B,H,W] or logits [B,H,W,classes] (or the --out folder of "
+                          "python -m crn_tf.evaluate.segmenter train). Omit to skip")
     seg.add_argument("--segmenter-size", type=size_type(), default=None,
                      help="run the segmenter at HxW (default: the synthesized images' size)")
     seg.add_argument("--segment-real", action="store_true", help="also score the real photos (the segmenter's upper bound)")

@@ -211,6 +211,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         from crn_tf.evaluate.segmentation import load_segmenter
 
         segmenter = load_segmenter(options.segmenter, options.segmenter_size)
+        segmenter.check_label_set(label_set)  # a crn_tf-trained segmenter records its classes
         scores = segmentation_score(segmenter, synthesized, synthesized_examples, label_set, options.batch_size,
                                     options.progress)
         run_at = (f"{options.segmenter_size[0]}x{options.segmenter_size[1]} (images resized bilinear, antialiased; "

@@ -8,13 +8,23 @@ The segmenter is a TensorFlow SavedModel whose `serving_default` signature takes
 batch [B, H, W, 3] (uint8, or float32 holding the same 0..255 values; the model does its own
 normalisation) and returns either class indices [B, H', W'] (integer; values outside
 0..num_classes-1 count as "no class") or logits/probabilities [B, H', W', num_classes].
+A segmenter trained by `python -m crn_tf.evaluate.segmenter train` also carries a note of its
+label set (`assets.extra/crn_segmenter.json`), so a mismatch with the layouts' classes is an error.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from typing import Any
 
 import numpy as np
+
+SEGMENTER_NOTE = "crn_segmenter.json"
+"""The note `crn_tf.evaluate.segmenter` writes into a SavedModel's `assets.extra/`: label set, size, scores."""
+SEGMENTER_NOTE_FORMAT = "crn_tf-segmenter"
+SAVED_MODEL_SUBDIR = "saved_model"
+"""Where `crn_tf.evaluate.segmenter train` puts the SavedModel inside its output folder."""
 
 
 class SegmenterError(ValueError):
@@ -87,6 +97,26 @@ class Segmenter:
     run_size: tuple[int, int] | None
     function: object
     owner: object = None  # the loaded SavedModel; its signature function uses its variables
+    info: dict[str, Any] | None = None  # the crn_tf segmenter note, if the SavedModel has one
+
+    @property
+    def label_set(self):
+        """The label set the segmenter was trained on (from its note), or None if unknown."""
+        from crn_tf.labels import LabelSet
+
+        if not self.info or "label_set" not in self.info:
+            return None
+        return LabelSet.from_dict(self.info["label_set"], source=os.path.join(self.path, "assets.extra", SEGMENTER_NOTE))
+
+    def check_label_set(self, label_set) -> None:
+        """Raises SegmenterError when the segmenter's recorded classes are not `label_set`'s (same order)."""
+        own = self.label_set
+        if own is not None and list(own.names) != list(label_set.names):
+            raise SegmenterError(
+                f"{self.path}: the segmenter predicts the {own.num_classes} classes of label set {own.name!r} "
+                f"({', '.join(own.names[:4])}, ...) but the layouts use the {label_set.num_classes} classes of "
+                f"{label_set.name!r} ({', '.join(label_set.names[:4])}, ...)"
+            )
 
     def segment(self, images: np.ndarray) -> np.ndarray:
         """Class indices at the images' own size (predictions resized back by nearest neighbour)."""
@@ -134,8 +164,12 @@ def load_segmenter(path: str | os.PathLike, run_size: tuple[int, int] | None = N
     import tensorflow as tf
 
     path = os.path.abspath(os.fspath(path))
+    if not os.path.exists(os.path.join(path, "saved_model.pb")) and \
+            os.path.exists(os.path.join(path, SAVED_MODEL_SUBDIR, "saved_model.pb")):
+        path = os.path.join(path, SAVED_MODEL_SUBDIR)  # the output folder of `crn_tf.evaluate.segmenter train`
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         raise SegmenterError(f"{path}: not a SavedModel directory (no saved_model.pb)")
+    info = read_segmenter_note(path)
     try:
         loaded = tf.saved_model.load(path)
     except Exception as error:  # TF raises many types for broken SavedModels
@@ -163,4 +197,19 @@ def load_segmenter(path: str | os.PathLike, run_size: tuple[int, int] | None = N
         if not chosen:
             raise SegmenterError(f"{path}: serving_default has outputs {names}; name the one to use 'classes' or 'logits'")
         output_name = chosen[0]
-    return Segmenter(path, spec.dtype.name, input_name, output_name, run_size, function, loaded)
+    return Segmenter(path, spec.dtype.name, input_name, output_name, run_size, function, loaded, info)
+
+
+def read_segmenter_note(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The `assets.extra/crn_segmenter.json` note of a SavedModel directory, or None if it has none."""
+    note = os.path.join(os.fspath(path), "assets.extra", SEGMENTER_NOTE)
+    if not os.path.isfile(note):
+        return None
+    try:
+        with open(note) as f:
+            info = json.load(f)
+    except (OSError, ValueError) as error:
+        raise SegmenterError(f"{note}: unreadable segmenter note ({error})") from error
+    if not isinstance(info, dict) or info.get("format") != SEGMENTER_NOTE_FORMAT:
+        raise SegmenterError(f"{note}: not a crn_tf segmenter note (expected format {SEGMENTER_NOTE_FORMAT!r})")
+    return info
