@@ -137,6 +137,19 @@ class CRN(keras.Model):
             3 * self.num_images, 1, use_bias=True, name=f"g_{height}_conv100", dtype="float32"
         )
 
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        """Adds the refinement modules to what `tf.train.Checkpoint` saves.
+
+        Keras keeps them in a tracked list, which TensorFlow's checkpointing does not follow: without
+        this, a training checkpoint held only the output conv (and the trained variables through the
+        optimizer), so frozen modules (`--train-modules`) came back untrained on resume.
+        """
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "checkpoint":
+            for module in self.refinement_modules:
+                children.setdefault(module.name, module)
+        return children
+
     @property
     def num_channels(self) -> int:
         """Channels of the layout input: classes + void."""

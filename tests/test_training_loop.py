@@ -319,3 +319,18 @@ def test_adam_moves_the_weights_as_the_originals_tf1_adam(city, vgg):
     worst_default, p999_default = difference_in_steps(keras_default)
     print(f"TF1 Adam vs Keras epsilon 1e-7: worst {worst_default:.4g}, 99.9th percentile {p999_default:.4g}")
     assert worst_default > 3 * max(worst, 1e-4), (worst_default, worst)
+
+
+def test_a_checkpoint_holds_every_module_frozen_ones_included(vgg, tmp_path):
+    trainer = tiny_trainer(vgg, seed=1)
+    set_trainable_modules(trainer.model, "last2")
+    trainer = CRNTrainer(trainer.model, trainer.loss)  # its optimizer sees only the last two modules
+    saved = weights_of(trainer.model)
+    RunState(tmp_path, {"model": trainer.model, "optimizer": trainer.optimizer}).save(1, 0, 1)
+    fresh = tiny_trainer(vgg, seed=2)
+    set_trainable_modules(fresh.model, "last2")
+    fresh = CRNTrainer(fresh.model, fresh.loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(saved, weights_of(fresh.model)))
+    assert RunState(tmp_path, {"model": fresh.model, "optimizer": fresh.optimizer}).restore()
+    for a, b in zip(saved, weights_of(fresh.model)):
+        np.testing.assert_array_equal(a, b)
