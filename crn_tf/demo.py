@@ -23,6 +23,7 @@ from PIL import Image
 from crn_tf.images import image_file_name, make_grid, save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.progress import Progress
+from crn_tf.quiet import quiet_start
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_64x128")
@@ -258,11 +259,11 @@ def _one_line(error: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.checkpoint import CheckpointError, load_model
     from crn_tf.precision import PRECISION_POLICIES
     from crn_tf.data import DataError

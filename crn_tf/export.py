@@ -25,6 +25,7 @@ from typing import Sequence
 
 from crn_tf.files import write_atomic
 from crn_tf.labels import VOID
+from crn_tf.quiet import quiet_start
 
 SERVING_KEY = "serving_default"
 LAYOUT_KEY = "synthesize_layout"
@@ -229,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.checkpoint import CheckpointError, load_model
 
     try:

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from crn_tf.labels import resolve_label_set
+from crn_tf.quiet import quiet_start
 
 _MODULE_VAR = re.compile(r"^g_(\d+)_conv(1|2|100)/(weights|biases|LayerNorm/gamma|LayerNorm/beta)$")
 
@@ -149,6 +150,7 @@ def import_tf1(path: str, label_set=None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = quiet_start(argv)
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.tf1_import",
         description="Convert a checkpoint of the authors' TensorFlow 1 release into a crn_tf checkpoint directory.",

@@ -31,6 +31,7 @@ from crn_tf.data import street
 from crn_tf.images import save_png
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, ids_to_classes, resolve_label_set
 from crn_tf.progress import Progress
+from crn_tf.quiet import quiet_start
 from crn_tf.sizes import parse_size, size_type
 
 TRAIN_CITIES = ("synthcity_a", "synthcity_b")
@@ -303,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if args.format == "label-folder":
         num_val = 0

@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
+from crn_tf.quiet import quiet_start
 from crn_tf.sizes import size_type
 
 PROG = "crn-evaluate"
@@ -86,8 +87,8 @@ def options_from_args(args: argparse.Namespace) -> EvaluationOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.evaluate.run import evaluate
 
     try:
