@@ -17,6 +17,7 @@ setup(
             "crn-demo=crn_tf.demo:main",
             "crn-export=crn_tf.export:main",
             "crn-evaluate=crn_tf.evaluate.__main__:main",
+            "crn-download=crn_tf.download:main",
         ]
     },
 )

@@ -227,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         "small checkpoint shipped in checkpoints/ on the sample layouts in data/samples/64x128/.",
     )
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help="checkpoint directory, training run directory (uses its model/), or an imported "
-                             "original checkpoint (default: %(default)s)")
+                        help="checkpoint directory, training run directory (uses its model/), or a name of "
+                             "the authors' weights (authors-256p, ...: downloaded by crn_tf.download if missing) "
+                             "(default: %(default)s)")
     parser.add_argument("--labels", default=DEFAULT_LABELS,
                         help="label folder (colour PNGs), Cityscapes root (reads gtFine/<split>), folder with "
                              "labels/ and images/, a single label file, or a quoted glob (default: %(default)s)")
@@ -265,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
     from crn_tf.checkpoint import CheckpointError, load_model
+    from crn_tf.download import resolve_checkpoint
     from crn_tf.precision import PRECISION_POLICIES
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
@@ -275,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{DEFAULT_CHECKPOINT}: the demo checkpoint is missing (it ships with the git repository); "
                 "pass --checkpoint DIR"
             )
-        model = load_model(args.checkpoint, dtype=PRECISION_POLICIES[args.mixed_precision])
+        model = load_model(resolve_checkpoint(args.checkpoint), dtype=PRECISION_POLICIES[args.mixed_precision])
         result = synthesize_folder(
             model,
             args.labels,

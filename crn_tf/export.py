@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint directory (config.json + model.weights.h5), a training run directory, "
-                             "or an imported original checkpoint")
+                             "or a name of the authors' weights (authors-256p, ...; see crn_tf.download)")
     parser.add_argument("--out", required=True, help="SavedModel directory to write")
     parser.add_argument("--tflite", action="store_true", help="also write <out>/model.tflite (batch 1, uint8 in/out)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -233,9 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     from crn_tf.checkpoint import CheckpointError, load_model
+    from crn_tf.download import resolve_checkpoint
 
     try:
-        model = load_model(args.checkpoint)
+        model = load_model(resolve_checkpoint(args.checkpoint))
         height, width = model.output_size
         print(f"exporting {args.checkpoint} ({height}x{width}, k = {model.num_images}) ...", file=sys.stderr)
         result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite)

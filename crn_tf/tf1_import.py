@@ -75,6 +75,30 @@ def read_tf1_checkpoint(path: str) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in names}
 
 
+def verify_tf1_files(path: str) -> int:
+    """Reads every tensor of the checkpoint at `path`, optimizer slots too, so that TensorFlow checks
+    each one's length and CRC32C against the index; returns how many. TF1ImportError names a damaged one.
+
+    `read_tf1_checkpoint` reads only the generator; this catches a short or corrupt data file
+    (a broken download) anywhere in it.
+    """
+    import tensorflow as tf
+
+    prefix = _resolve_prefix(path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as error:  # corrupt index or data files raise several TF error types
+        raise TF1ImportError(f"{prefix}: cannot read the checkpoint ({error})") from error
+    names = sorted(reader.get_variable_to_shape_map())
+    for name in names:
+        try:
+            reader.get_tensor(name)
+        except Exception as error:  # IndexError for a short file, an OpError for a checksum mismatch
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise TF1ImportError(f"{prefix}: variable {name} is damaged ({message})") from error
+    return len(names)
+
+
 def infer_model_args(variables: dict[str, np.ndarray], source: str = "checkpoint") -> dict:
     """CRN constructor arguments (size, classes, k, widths) read off the variables' names and shapes."""
     heights: dict[int, int] = {}

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from crn_tf.checkpoint import load_model
 from crn_tf.model import CRN
-from crn_tf.tf1_import import TF1ImportError, import_tf1, main, tf1_variable_names
+from crn_tf.tf1_import import TF1ImportError, import_tf1, main, tf1_variable_names, verify_tf1_files
 
 import reference
 
@@ -108,3 +108,14 @@ def test_not_a_checkpoint(tmp_path, capsys):
         import_tf1(str(tmp_path / "nothing.ckpt"))
     assert main([str(tmp_path / "nothing.ckpt"), str(tmp_path / "out")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_verify_reads_every_tensor_and_names_a_damaged_one(tmp_path, rng):
+    variables = tiny_tf1_variables(rng)
+    write_tf1_checkpoint(tmp_path / "model.ckpt", variables)
+    assert verify_tf1_files(str(tmp_path / "model.ckpt")) == len(variables) + 2  # + the Adam slot and beta1_power
+    data = tmp_path / "model.ckpt.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:-8])  # beta1_power is cut: import_tf1 never reads it, the check does
+    import_tf1(str(tmp_path / "model.ckpt"))
+    with pytest.raises(TF1ImportError, match=r"variable beta1_power is damaged \(Read less bytes than requested\)"):
+        verify_tf1_files(str(tmp_path / "model.ckpt"))

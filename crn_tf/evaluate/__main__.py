@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--split", default="val", choices=("train", "val", "test"), help="split of a Cityscapes root or paired folder")
     what.add_argument("--images", dest="images_dir", default=None, help="real photos (same stems) for a label folder")
     source = what.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="checkpoint directory (or training run directory) to synthesize with")
+    source.add_argument("--checkpoint", help="checkpoint directory (or training run directory, or a name of the "
+                        "authors' weights: authors-256p, ...) to synthesize with")
     source.add_argument("--synthesized", help="score this existing folder of synthesized <stem>.png instead")
     what.add_argument("--label-set", default=None, help="label set (name or JSON) when no checkpoint gives one")
     what.add_argument("--image-index", type=_image_index, default=0,
