@@ -217,15 +217,12 @@ def export_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> str:
     value that is neither a class nor 255 is taken as void rather than refused.
     """
     try:
-        import tf2onnx
+        import tf2onnx  # noqa: F401  (the [onnx] extra)
     except ImportError as error:
         raise ExportError(f"--onnx needs tf2onnx and onnxruntime: pip install 'crn_tf[onnx]' ({error})") from error
-    tf = _tf()
     info = _describe(model)
-    function, _ = serving_functions(model)[SERVING_KEY]
-    signature = [tf.TensorSpec([None, info["height"], info["width"]], tf.uint8, name="labels")]
     try:
-        proto, _ = tf2onnx.convert.from_function(tf.function(function), input_signature=signature, opset=opset)
+        proto = _onnx_model(model, info, opset)
     except Exception as error:  # tf2onnx raises several types for an op it cannot convert
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportError(f"ONNX conversion failed: {first}") from error
@@ -233,6 +230,48 @@ def export_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> str:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"  # tf2onnx names it unk__N
     proto.metadata_props.add(key=ONNX_METADATA_KEY, value=json.dumps(info))
     return write_atomic(path, proto.SerializeToString())
+
+
+def _onnx_model(model, info: dict, opset: int):
+    """The ONNX ModelProto of `serving_default`, frozen by TensorFlow, converted and optimised by tf2onnx.
+
+    Not `tf2onnx.convert.from_function`: its grappler pass and its optimiser, which copies the
+    whole graph before each of a dozen passes (to undo one that fails), took more than 19 GB
+    for the 256p generator (390 MB of weights) and stopped with the machine out of memory.
+    TensorFlow's own freezing (as for TFLite) and tf2onnx's passes run once each, with the
+    safety copy kept only for the transpose pass, peak at 8.5 GB for 256p (docs/serving.md).
+    """
+    import gc
+    from collections import OrderedDict
+
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tf2onnx import optimizer, tfonnx
+
+    tf = _tf()
+    function, _ = serving_functions(model)[SERVING_KEY]
+    signature = tf.TensorSpec([None, info["height"], info["width"]], tf.uint8, name="labels")
+    frozen = convert_variables_to_constants_v2(tf.function(function).get_concrete_function(signature))
+    inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+    graph_def = frozen.graph.as_graph_def()
+    del frozen
+    gc.collect()  # each copy of the weights goes as soon as the next one exists (the graphs hold cycles)
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name="")
+        del graph_def
+        onnx_graph = tfonnx.process_tf_graph(graph, opset=opset, input_names=inputs, output_names=outputs,
+                                             tensors_to_rename={inputs[0]: "labels", outputs[0]: "images"})
+    del graph
+    gc.collect()
+    transpose = OrderedDict(optimize_transpose=optimizer.TransposeOptimizer)  # NHWC <-> NCHW pairs around each conv
+    onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=True, optimizers=transpose)
+    gc.collect()
+    rest = OrderedDict(fold_constants=optimizer.ConstFoldOptimizer, remove_identity=optimizer.IdentityOptimizer,
+                       remove_back_to_back=optimizer.BackToBackOptimizer,
+                       merge_duplication=optimizer.MergeDuplicatedNodesOptimizer,
+                       reshape_optimizer=optimizer.ReshapeOptimizer, remove_redundant_upsample=optimizer.UpsampleOptimizer)
+    onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=rest)
+    gc.collect()
+    return onnx_graph.make_model("crn_tf serving_default")
 
 
 def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite: bool = False,
