@@ -60,8 +60,10 @@ def download_file(url: str, destination: str, *, expected_size: int | None = Non
                 break
             except _Retry as problem:
                 if attempt == retries:
-                    raise DownloadError(f"{url}: {problem} (gave up after {retries + 1} attempt{'s' if retries else ''}; "
-                                        f"{handle.tell():,} bytes kept in {part}, the next run resumes there)") from None
+                    kept = (f"; {handle.tell():,} bytes kept in {part}, the next run resumes there" if handle.tell()
+                            else "")
+                    raise DownloadError(f"{url}: {problem} (gave up after {retries + 1} "
+                                        f"attempt{'s' if retries else ''}{kept})") from None
                 wait = backoff * 2**attempt
                 log.warning("%s: %s; retrying in %.3g s from byte %d", url, problem, wait, handle.tell())
                 (sleep or time.sleep)(wait)
@@ -187,7 +189,10 @@ def _check_size(path: str, size: int, expected: int | None, source: str) -> None
 
 @contextlib.contextmanager
 def _locked(part: str):
-    """`part` opened for appending, locked against a second download of the same file."""
+    """`part` opened for appending, locked against a second download of the same file.
+
+    A `part` still empty when the block fails (nothing arrived) is removed again.
+    """
     handle = open(part, "ab+")
     try:
         try:
@@ -198,7 +203,12 @@ def _locked(part: str):
             pass
         except BlockingIOError:
             raise DownloadError(f"{part}: another process is downloading this file; wait for it to finish") from None
-        yield handle
+        try:
+            yield handle
+        except BaseException:
+            if handle.seek(0, os.SEEK_END) == 0:
+                os.remove(part)
+            raise
     finally:
         handle.close()
 

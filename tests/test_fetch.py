@@ -187,3 +187,14 @@ def test_progress_shows_bytes_rate_and_the_end(tmp_path, mirror, capsys):
     kib = -(-SIZE // 1024)
     assert lines[-1].startswith(f"sub/file.bin [{'#' * 24}] {kib}/{kib} KiB")  # the resumed bar ends full
     assert any(f"] {-(-(SIZE // 2) // 1024)}/{kib} KiB" in line for line in lines[:-1])  # the broken one: where it stopped
+
+
+def test_nothing_received_leaves_no_part_file_and_an_empty_file_downloads(tmp_path, mirror):
+    root, _ = mirror
+    (root / "empty.bin").write_bytes(b"")
+    with MirrorServer(root) as server:
+        with pytest.raises(DownloadError, match=r"HTTP 404 Not Found \(the file is not there\)$"):
+            download_file(server.url + "missing.bin", str(tmp_path / "missing.bin"), progress=False)
+        download_file(server.url + "empty.bin", str(tmp_path / "empty.bin"), progress=False)
+    assert sorted(os.listdir(tmp_path)) == ["empty.bin", "mirror"]  # no missing.bin.part
+    assert (tmp_path / "empty.bin").read_bytes() == b""
