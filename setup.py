@@ -1,4 +1,4 @@
-"""Installs crn_tf: `pip install -e .` (add `[test]` for the test suite)."""
+"""Installs crn_tf: `pip install -e .` (add `[test]` for the test suite, `[onnx]` for `crn-export --onnx`)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -10,7 +10,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["crn_tf", "crn_tf.*"]),
     install_requires=["tensorflow>=2.16", "numpy", "scipy", "pillow"],
-    extras_require={"test": ["pytest", "selenium"]},
+    extras_require={
+        # tf2onnx converts the serving function to ONNX (crn-export --onnx); onnxruntime runs it.
+        "onnx": ["tf2onnx>=1.17", "onnxruntime"],
+        "test": ["pytest", "selenium", "tf2onnx>=1.17", "onnxruntime"],
+    },
     entry_points={
         "console_scripts": [
             "crn-train=crn_tf.training.cli:main",
@@ -18,6 +22,7 @@ setup(
             "crn-export=crn_tf.export:main",
             "crn-evaluate=crn_tf.evaluate.__main__:main",
             "crn-segmenter=crn_tf.evaluate.segmenter.__main__:main",
+            "crn-download=crn_tf.download:main",
         ]
     },
 )

@@ -26,6 +26,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from crn_tf.precision import PRECISION_POLICIES
+from crn_tf.quiet import quiet_start
 
 PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
 """--precision -> Keras dtype policy of the generator and VGG (None = float32)."""
@@ -493,7 +494,6 @@ def run_part_subprocess(part: str, config: BenchConfig) -> dict[str, Any]:
     command = [sys.executable, "-m", "crn_tf.bench", "--worker", part, "--worker-config",
                json.dumps(dataclasses.asdict(config))]
     env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     process = subprocess.run(command, capture_output=True, text=True, env=env)
     for line in reversed(process.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
@@ -698,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if args.worker:
         try:

@@ -25,6 +25,7 @@ from crn_tf.data.resize import (DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS, chec
 from crn_tf.images import image_file_name, make_grid, save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.progress import Progress
+from crn_tf.quiet import quiet_start
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_64x128")
@@ -233,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         "small checkpoint shipped in checkpoints/ on the sample layouts in data/samples/64x128/.",
     )
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help="checkpoint directory, training run directory (uses its model/), or an imported "
-                             "original checkpoint (default: %(default)s)")
+                        help="checkpoint directory, training run directory (uses its model/), or a name of "
+                             "the authors' weights (authors-256p, ...: downloaded by crn_tf.download if missing) "
+                             "(default: %(default)s)")
     parser.add_argument("--labels", default=DEFAULT_LABELS,
                         help="label folder (colour PNGs), Cityscapes root (reads gtFine/<split>), folder with "
                              "labels/ and images/, a single label file, or a quoted glob (default: %(default)s)")
@@ -268,12 +270,13 @@ def _one_line(error: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.checkpoint import CheckpointError, load_model
+    from crn_tf.download import resolve_checkpoint
     from crn_tf.precision import PRECISION_POLICIES
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
@@ -284,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{DEFAULT_CHECKPOINT}: the demo checkpoint is missing (it ships with the git repository); "
                 "pass --checkpoint DIR"
             )
-        model = load_model(args.checkpoint, dtype=PRECISION_POLICIES[args.mixed_precision])
+        model = load_model(resolve_checkpoint(args.checkpoint), dtype=PRECISION_POLICIES[args.mixed_precision])
         result = synthesize_folder(
             model,
             args.labels,

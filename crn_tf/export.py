@@ -1,4 +1,4 @@
-"""Export a CRN checkpoint as a TensorFlow SavedModel (TF Serving, `tf.saved_model.load`) and TFLite.
+"""Export a CRN checkpoint as a TensorFlow SavedModel (TF Serving, `tf.saved_model.load`), TFLite and ONNX.
 
 The SavedModel needs nothing from crn_tf to run. Its signatures:
 
@@ -11,7 +11,11 @@ The SavedModel needs nothing from crn_tf to run. Its signatures:
 Inputs of the wrong size, or label values that are neither a class nor 255, fail with an
 `InvalidArgumentError` whose message names the expected shape and values.
 
-    python -m crn_tf.export --checkpoint checkpoints/synthetic_city_64x128 --out exported/crn
+`--onnx FILE` also writes `serving_default` as an ONNX model (through tf2onnx, the `[onnx]`
+extra) for onnxruntime, TensorRT and other ONNX runtimes: `labels` uint8 `[batch, H, W]` ->
+`images` uint8 `[batch, k, H, W, 3]`, H and W fixed in the model so that the runtime checks them.
+
+    python -m crn_tf.export --checkpoint checkpoints/synthetic_city_64x128 --out exported/crn [--onnx crn.onnx]
 """
 from __future__ import annotations
 
@@ -25,11 +29,16 @@ from typing import Sequence
 
 from crn_tf.files import write_atomic
 from crn_tf.labels import VOID
+from crn_tf.quiet import quiet_start
 
 SERVING_KEY = "serving_default"
 LAYOUT_KEY = "synthesize_layout"
 EXPORT_INFO = "crn_export.json"
 """A JSON note in the SavedModel's `assets.extra/` folder: sizes, classes, signatures (ignored by TF Serving)."""
+ONNX_OPSET = 17
+"""ONNX operator set of `--onnx` (onnxruntime >= 1.12, TensorRT >= 8.6 run it)."""
+ONNX_METADATA_KEY = "crn_export"
+"""The ONNX model's metadata entry holding the same JSON note (onnxruntime: `get_modelmeta().custom_metadata_map`)."""
 
 
 
@@ -141,6 +150,8 @@ class ExportResult:
     saved_model: str
     tflite: str | None = None
     tflite_error: str | None = None
+    onnx: str | None = None
+    onnx_error: str | None = None
 
 
 def export_saved_model(model, directory: str | os.PathLike, overwrite: bool = False) -> str:
@@ -198,10 +209,77 @@ def export_tflite(model, path: str | os.PathLike) -> str:
     return write_atomic(path, flatbuffer)
 
 
-def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite: bool = False) -> ExportResult:
-    """SavedModel into `directory`, and with `tflite` also `<directory>/model.tflite`.
+def export_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> str:
+    """Writes `serving_default` as ONNX: uint8 labels [batch, H, W] -> uint8 images [batch, k, H, W, 3].
 
-    A TFLite conversion failure does not undo the SavedModel: it is reported in `tflite_error`.
+    Converted with tf2onnx from the same function as the SavedModel's signature, with H and W
+    fixed so that the ONNX runtime itself refuses another size. ONNX has no assert: a label
+    value that is neither a class nor 255 is taken as void rather than refused.
+    """
+    try:
+        import tf2onnx  # noqa: F401  (the [onnx] extra)
+    except ImportError as error:
+        raise ExportError(f"--onnx needs tf2onnx and onnxruntime: pip install 'crn_tf[onnx]' ({error})") from error
+    info = _describe(model)
+    try:
+        proto = _onnx_model(model, info, opset)
+    except Exception as error:  # tf2onnx raises several types for an op it cannot convert
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"ONNX conversion failed: {first}") from error
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"  # tf2onnx names it unk__N
+    proto.metadata_props.add(key=ONNX_METADATA_KEY, value=json.dumps(info))
+    return write_atomic(path, proto.SerializeToString())
+
+
+def _onnx_model(model, info: dict, opset: int):
+    """The ONNX ModelProto of `serving_default`, frozen by TensorFlow, converted and optimised by tf2onnx.
+
+    Not `tf2onnx.convert.from_function`: its grappler pass and its optimiser, which copies the
+    whole graph before each of a dozen passes (to undo one that fails), took more than 19 GB
+    for the 256p generator (390 MB of weights) and stopped with the machine out of memory.
+    TensorFlow's own freezing (as for TFLite) and tf2onnx's passes run once each, with the
+    safety copy kept only for the transpose pass, peak at 8.5 GB for 256p (docs/serving.md).
+    """
+    import gc
+    from collections import OrderedDict
+
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tf2onnx import optimizer, tfonnx
+
+    tf = _tf()
+    function, _ = serving_functions(model)[SERVING_KEY]
+    signature = tf.TensorSpec([None, info["height"], info["width"]], tf.uint8, name="labels")
+    frozen = convert_variables_to_constants_v2(tf.function(function).get_concrete_function(signature))
+    inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+    graph_def = frozen.graph.as_graph_def()
+    del frozen
+    gc.collect()  # each copy of the weights goes as soon as the next one exists (the graphs hold cycles)
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name="")
+        del graph_def
+        onnx_graph = tfonnx.process_tf_graph(graph, opset=opset, input_names=inputs, output_names=outputs,
+                                             tensors_to_rename={inputs[0]: "labels", outputs[0]: "images"})
+    del graph
+    gc.collect()
+    transpose = OrderedDict(optimize_transpose=optimizer.TransposeOptimizer)  # NHWC <-> NCHW pairs around each conv
+    onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=True, optimizers=transpose)
+    gc.collect()
+    rest = OrderedDict(fold_constants=optimizer.ConstFoldOptimizer, remove_identity=optimizer.IdentityOptimizer,
+                       remove_back_to_back=optimizer.BackToBackOptimizer,
+                       merge_duplication=optimizer.MergeDuplicatedNodesOptimizer,
+                       reshape_optimizer=optimizer.ReshapeOptimizer, remove_redundant_upsample=optimizer.UpsampleOptimizer)
+    onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=rest)
+    gc.collect()
+    return onnx_graph.make_model("crn_tf serving_default")
+
+
+def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite: bool = False,
+           onnx: str | os.PathLike | None = None) -> ExportResult:
+    """SavedModel into `directory`; with `tflite` also `<directory>/model.tflite`, with `onnx` an ONNX file there.
+
+    A TFLite or ONNX conversion failure does not undo the SavedModel: it is reported in
+    `tflite_error` / `onnx_error`.
     """
     saved = export_saved_model(model, directory, overwrite=overwrite)
     result = ExportResult(saved_model=saved)
@@ -210,6 +288,11 @@ def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite:
             result.tflite = export_tflite(model, os.path.join(saved, "model.tflite"))
         except ExportError as error:
             result.tflite_error = str(error)
+    if onnx is not None:
+        try:
+            result.onnx = export_onnx(model, onnx)
+        except ExportError as error:
+            result.onnx_error = str(error)
     return result
 
 
@@ -217,27 +300,30 @@ def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crn-export",
-        description="Export a CRN checkpoint as a TensorFlow SavedModel (and optionally TFLite).",
+        description="Export a CRN checkpoint as a TensorFlow SavedModel (and optionally TFLite and ONNX).",
     )
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint directory (config.json + model.weights.h5), a training run directory, "
-                             "or an imported original checkpoint")
+                             "or a name of the authors' weights (authors-256p, ...; see crn_tf.download)")
     parser.add_argument("--out", required=True, help="SavedModel directory to write")
     parser.add_argument("--tflite", action="store_true", help="also write <out>/model.tflite (batch 1, uint8 in/out)")
+    parser.add_argument("--onnx", metavar="FILE", default=None,
+                        help="also write serving_default as an ONNX model to FILE (needs pip install 'crn_tf[onnx]')")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.checkpoint import CheckpointError, load_model
+    from crn_tf.download import resolve_checkpoint
 
     try:
-        model = load_model(args.checkpoint)
+        model = load_model(resolve_checkpoint(args.checkpoint))
         height, width = model.output_size
         print(f"exporting {args.checkpoint} ({height}x{width}, k = {model.num_images}) ...", file=sys.stderr)
-        result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite)
+        result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite, onnx=args.onnx)
     except (ExportError, CheckpointError) as error:
         print(f"crn-export: error: {error}", file=sys.stderr)
         return 1
@@ -248,10 +334,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {LAYOUT_KEY}: layout float32 [batch, {height}, {width}, {model.num_classes + 1}] -> images float32")
     if result.tflite:
         print(f"TFLite model written to {result.tflite}")
+    if result.onnx:
+        print(f"ONNX model written to {result.onnx}: labels uint8 [batch, {height}, {width}] -> images uint8 "
+              f"[batch, {model.num_images}, {height}, {width}, 3]")
+    failed = False
     if result.tflite_error:
         print(f"crn-export: error: no TFLite model written: {result.tflite_error}", file=sys.stderr)
-        return 1
-    return 0
+        failed = True
+    if result.onnx_error:
+        print(f"crn-export: error: no ONNX model written: {result.onnx_error}", file=sys.stderr)
+        failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 from crn_tf.labels import resolve_label_set
+from crn_tf.quiet import quiet_start
 
 _MODULE_VAR = re.compile(r"^g_(\d+)_conv(1|2|100)/(weights|biases|LayerNorm/gamma|LayerNorm/beta)$")
 
@@ -87,6 +88,30 @@ def read_tf1_checkpoint(path: str) -> dict[str, np.ndarray]:
     if not names:
         raise TF1ImportError(f"{prefix}: holds no CRN generator variables (g_*); is this a CRN checkpoint?")
     return {name: reader.get_tensor(name) for name in names}
+
+
+def verify_tf1_files(path: str) -> int:
+    """Reads every tensor of the checkpoint at `path`, optimizer slots too, so that TensorFlow checks
+    each one's length and CRC32C against the index; returns how many. TF1ImportError names a damaged one.
+
+    `read_tf1_checkpoint` reads only the generator; this catches a short or corrupt data file
+    (a broken download) anywhere in it.
+    """
+    import tensorflow as tf
+
+    prefix = _resolve_prefix(path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as error:  # corrupt index or data files raise several TF error types
+        raise TF1ImportError(f"{prefix}: cannot read the checkpoint ({error})") from error
+    names = sorted(reader.get_variable_to_shape_map())
+    for name in names:
+        try:
+            reader.get_tensor(name)
+        except Exception as error:  # IndexError for a short file, an OpError for a checksum mismatch
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise TF1ImportError(f"{prefix}: variable {name} is damaged ({message})") from error
+    return len(names)
 
 
 def infer_model_args(variables: dict[str, np.ndarray], source: str = "checkpoint") -> dict:
@@ -178,6 +203,7 @@ def import_tf1(path: str, label_set=None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = quiet_start(argv)
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.tf1_import",
         description="Convert a checkpoint of the authors' TensorFlow 1 release into a crn_tf checkpoint directory: "

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from crn_tf.checkpoint import save_model
 from crn_tf.data import find_examples, read_label
-from crn_tf.data.synthetic import write_synthetic_city
+from crn_tf.synthetic import write_synthetic_city
 from crn_tf.evaluate.features import load_rgb
 from crn_tf.evaluate.run import EvaluationOptions, evaluate
 from crn_tf.evaluate.segmentation import SegmenterError, load_segmenter, resize_nearest

@@ -190,3 +190,43 @@ def test_cli_usage_error_exits_nonzero(capsys):
         main([])
     assert exit_info.value.code != 0
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_onnx_runs_in_onnxruntime_and_matches_keras(tiny, rng, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime", reason="the ONNX export needs the [onnx] extra: tf2onnx, onnxruntime")
+    pytest.importorskip("tf2onnx", reason="the ONNX export needs the [onnx] extra: tf2onnx, onnxruntime")
+    model, checkpoint, _, _ = tiny
+    path = tmp_path / "crn.onnx"
+    assert main(["--checkpoint", checkpoint, "--out", str(tmp_path / "saved"), "--onnx", str(path)]) == 0
+    assert f"ONNX model written to {path}" in capsys.readouterr().out
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (source,), (target,) = session.get_inputs(), session.get_outputs()
+    assert (source.name, source.type, source.shape) == ("labels", "tensor(uint8)", ["batch", HEIGHT, WIDTH])
+    assert (target.name, target.type, target.shape) == ("images", "tensor(uint8)", ["batch", K, HEIGHT, WIDTH, 3])
+    labels = _labels(rng, batch=3)
+    images = session.run(["images"], {"labels": labels})[0]
+    expected = to_uint8(model(classes_to_onehot(labels, 19)).numpy())
+    assert images.dtype == np.uint8 and images.shape == (3, K, HEIGHT, WIDTH, 3)
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1
+    assert 0 in images and 255 in images  # the scaled output conv reaches both clip limits
+    info = json.loads(session.get_modelmeta().custom_metadata_map["crn_export"])
+    assert (info["height"], info["width"], info["num_images"], info["class_names"][0]) == (HEIGHT, WIDTH, K, "road")
+
+    def error_of(array):
+        with pytest.raises(Exception) as error:
+            session.run(None, {"labels": array})
+        return str(error.value)
+
+    assert "Got invalid dimensions for input: labels" in error_of(np.zeros((1, 16, WIDTH), np.uint8))
+    assert "Unexpected input data type. Actual: (tensor(int32)) , expected: (tensor(uint8))" in error_of(
+        np.zeros((1, HEIGHT, WIDTH), np.int32))
+    assert "Invalid rank for input: labels Got: 2 Expected: 3" in error_of(np.zeros((HEIGHT, WIDTH), np.uint8))
+
+
+def test_onnx_without_tf2onnx_says_what_to_install(tiny, tmp_path, monkeypatch):
+    from crn_tf.export import ExportError, export_onnx
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # `import tf2onnx` raises ImportError
+    with pytest.raises(ExportError, match=r"--onnx needs tf2onnx and onnxruntime: pip install 'crn_tf\[onnx\]'"):
+        export_onnx(tiny[0], tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

@@ -9,7 +9,7 @@ import tensorflow as tf
 from crn_tf.checkpoint import load_model
 from crn_tf.model import CRN
 from crn_tf.tf1_import import (PUBLISHED_CHECKPOINTS, TF1ImportError, import_tf1, infer_model_args, main,
-                               published_matches, tf1_variable_names)
+                               published_matches, tf1_variable_names, verify_tf1_files)
 
 import reference
 
@@ -134,3 +134,14 @@ def test_the_gta_model_is_recognised_as_a_published_generator():
     assert published_matches(infer_model_args(shapes_only(published_variables()["512p"]))) == ["result_512p"]
     assert published_matches(infer_model_args(shapes_only(published_variables()["1024p"]))) == ["result_1024p"]
     assert published_matches(infer_model_args(tiny_tf1_variables(np.random.default_rng(0)))) == []
+
+
+def test_verify_reads_every_tensor_and_names_a_damaged_one(tmp_path, rng):
+    variables = tiny_tf1_variables(rng)
+    write_tf1_checkpoint(tmp_path / "model.ckpt", variables)
+    assert verify_tf1_files(str(tmp_path / "model.ckpt")) == len(variables) + 2  # + the Adam slot and beta1_power
+    data = tmp_path / "model.ckpt.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:-8])  # beta1_power is cut: import_tf1 never reads it, the check does
+    import_tf1(str(tmp_path / "model.ckpt"))
+    with pytest.raises(TF1ImportError, match=r"variable beta1_power is damaged \(Read less bytes than requested\)"):
+        verify_tf1_files(str(tmp_path / "model.ckpt"))

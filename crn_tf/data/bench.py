@@ -14,15 +14,16 @@ import os
 import sys
 import tempfile
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import tensorflow as tf
-
-from crn_tf.data.pipeline import AUTOTUNE, make_dataset
 from crn_tf.data.prepare import prepare
 from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS
 from crn_tf.data.sources import find_examples
+from crn_tf.quiet import quiet_start
 from crn_tf.sizes import size_type
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def images_per_second(dataset: tf.data.Dataset, epochs: int) -> tuple[float, float]:
@@ -31,6 +32,8 @@ def images_per_second(dataset: tf.data.Dataset, epochs: int) -> tuple[float, flo
     CPU time (all threads of this process) does not depend on what else runs on the machine,
     so `cores * 1000 / cpu_ms` estimates the rate on idle cores when the wall rate is shared.
     """
+    import tensorflow as tf
+
     for _ in dataset:
         pass
     count, start, cpu_start = 0, time.perf_counter(), time.process_time()
@@ -43,6 +46,10 @@ def images_per_second(dataset: tf.data.Dataset, epochs: int) -> tuple[float, flo
 
 def decode_only(source: str, split: str = "train") -> tf.data.Dataset:
     """Reading and decoding each photo and label PNG, nothing else (batched by 1 to count them)."""
+    import tensorflow as tf
+
+    from crn_tf.data.pipeline import AUTOTUNE
+
     examples = find_examples(source, split)
     paths = tf.data.Dataset.from_tensor_slices(([e.image_path for e in examples], [e.label_path for e in examples]))
 
@@ -58,6 +65,7 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
         source_size: tuple[int, int] = (1024, 2048),
         photo_resize: str = DEFAULT_PHOTO_RESIZE) -> dict[str, tuple[float, float]]:
     """Writes the data into `workdir` (reused if already there); returns {name: (images/s, CPU ms/image)}."""
+    from crn_tf.data.pipeline import make_dataset
     from crn_tf.synthetic import write_synthetic_city
 
     city = os.path.join(workdir, "city")
@@ -78,6 +86,7 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     parser = argparse.ArgumentParser(prog="python -m crn_tf.data.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--num", type=int, default=20, help="synthetic scenes to write (default: 20)")
     parser.add_argument("--size", type=size_type(), default=(256, 512), help="training size HxW (default: 256x512)")

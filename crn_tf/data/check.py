@@ -18,6 +18,7 @@ from typing import Sequence
 from crn_tf.data.scan import ScanReport, scan_dataset
 from crn_tf.data.sources import SPLITS
 from crn_tf.labels import CITYSCAPES, resolve_label_set
+from crn_tf.quiet import quiet_start
 
 
 def suggested_size(sizes: Sequence[tuple[int, int]], largest: tuple[int, int] = (256, 512)) -> tuple[int, int] | None:
@@ -91,6 +92,7 @@ def _has_split(source: str, split: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     parser = argparse.ArgumentParser(prog="python -m crn_tf.data.check",
                                      description="Check a dataset before training and print a report.")
     parser.add_argument("source", help="Cityscapes root, paired folder (images/ + labels/), label folder or file")

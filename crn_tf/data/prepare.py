@@ -31,6 +31,7 @@ from crn_tf.files import write_atomic
 from crn_tf.images import save_png, to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
 from crn_tf.progress import Progress
+from crn_tf.quiet import quiet_start
 from crn_tf.sizes import size_type
 
 
@@ -181,6 +182,7 @@ def prepare(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     parser = argparse.ArgumentParser(
         prog="python -m crn_tf.data.prepare",
         description="Resize a dataset once into the paired/label-folder format (colour labels + photos).")

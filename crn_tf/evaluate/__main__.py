@@ -11,6 +11,7 @@ from typing import Sequence
 
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
 from crn_tf.evaluate.synthesize import REAL_RESIZE
+from crn_tf.quiet import quiet_start
 from crn_tf.sizes import size_type
 
 PROG = "crn-evaluate"
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--split", default="val", choices=("train", "val", "test"), help="split of a Cityscapes root or paired folder")
     what.add_argument("--images", dest="images_dir", default=None, help="real photos (same stems) for a label folder")
     source = what.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="checkpoint directory (or training run directory) to synthesize with")
+    source.add_argument("--checkpoint", help="checkpoint directory (or training run directory, or a name of the "
+                        "authors' weights: authors-256p, ...) to synthesize with")
     source.add_argument("--synthesized", help="score this existing folder of synthesized <stem>.png instead")
     what.add_argument("--label-set", default=None, help="label set (name or JSON) when no checkpoint gives one")
     what.add_argument("--image-index", type=_image_index, default=0,
@@ -90,8 +92,8 @@ def options_from_args(args: argparse.Namespace) -> EvaluationOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from crn_tf.evaluate.run import evaluate
 
     try:

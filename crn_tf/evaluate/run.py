@@ -119,11 +119,13 @@ def evaluate(options: EvaluationOptions) -> dict:
     model = None
     if options.checkpoint is not None:
         from crn_tf.checkpoint import load_model, resolve_checkpoint_dir
+        from crn_tf.download import resolve_checkpoint
 
-        model = load_model(options.checkpoint)
+        checkpoint = resolve_checkpoint(options.checkpoint)  # authors-256p ... -> the cache, downloaded if missing
+        model = load_model(checkpoint)
         label_set = resolve_label_set(options.label_set) if options.label_set else model.label_set
         info = getattr(model, "checkpoint_info", {}) or {}
-        weights = os.path.abspath(resolve_checkpoint_dir(options.checkpoint))
+        weights = os.path.abspath(resolve_checkpoint_dir(checkpoint))
         if info.get("source"):
             weights += f" ({info['source']})"
         if info.get("step") is not None:

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.files import write_atomic
+from crn_tf.quiet import quiet_start
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 ANSWERS_FORMAT = "crn_tf-study-answers"
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     try:
         study = write_study(args.a, args.b, args.out, args.name_a, args.name_b, args.num_pairs, args.seed,

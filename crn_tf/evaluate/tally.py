@@ -17,6 +17,7 @@ from typing import Sequence
 from scipy.stats import binomtest
 
 from crn_tf.evaluate.study import ANSWERS_FORMAT
+from crn_tf.quiet import quiet_start
 
 
 class TallyError(ValueError):
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if not 0 < args.confidence < 1:
         print(f"tally: error: --confidence must lie in (0, 1), got {args.confidence}", file=sys.stderr)

@@ -38,6 +38,7 @@ from crn_tf.labels import (
     resolve_label_set,
 )
 from crn_tf.progress import Progress
+from crn_tf.quiet import quiet_start
 from crn_tf.sizes import parse_size, size_type
 from crn_tf.synthetic.render import MIN_SIZE, render_scene, render_scene_full
 
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if args.format == "label-folder":
         num_val = 0

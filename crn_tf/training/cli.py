@@ -6,13 +6,14 @@ second Ctrl-C aborts without saving (exit 130).
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
+from crn_tf.quiet import quiet_start
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = quiet_start(argv)
     from crn_tf.training.options import parse_options
 
     options = parse_options(argv)  # argparse exits 2 with its own one-line message
