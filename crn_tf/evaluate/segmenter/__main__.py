@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("data", help="Cityscapes root, paired folder (images/ + labels/) or label folder")
     train.add_argument("--out", required=True, help="output folder: checkpoints/, saved_model/, loss_log.txt")
-    train.add_argument("--size", default=defaults.size, help="training size HxW (photos area-resized, labels nearest)")
+    train.add_argument("--size", default=defaults.size, help="training size HxW (photos resized as train.py resizes them, MATLAB bicubic; labels nearest)")
     train.add_argument("--label-set", default=defaults.label_set, help="label set: 'cityscapes' or a JSON file")
     train.add_argument("--split", default=defaults.split, help="split to train on")
     train.add_argument("--val-data", default=None, help="validation data (default: DATA)")
