@@ -250,3 +250,28 @@ def test_enet_class_weights_come_from_the_training_labels(world):
     weights = enet_class_weights(counts)
     np.testing.assert_allclose(weights, 1 / np.log(1.02 + expected / expected.sum()), rtol=1e-6)
     assert weights[counts.argmax()] == weights.min() and weights.max() <= 1 / np.log(1.02) + 1e-4
+
+
+def test_photometric_jitter_is_the_stated_formula_seeded_and_in_range():
+    from crn_tf.evaluate.segmenter.augment import photometric, photometric_jitter, soften
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (2, 8, 16, 3)).astype(np.float32)
+    gain = np.array([[1.1, 0.9, 1.0], [0.8, 0.8, 1.2]], np.float32)
+    contrast = np.array([1.3, 0.7], np.float32)
+    gained = images * gain[:, None, None, :]
+    mean = gained.mean(axis=(1, 2, 3), keepdims=True)
+    expected = np.clip(mean + contrast[:, None, None, None] * (gained - mean), 0, 255)
+    np.testing.assert_allclose(photometric(tf.constant(images), tf.constant(gain), tf.constant(contrast)).numpy(),
+                               expected, rtol=1e-5, atol=1e-3)
+    # Softening keeps a flat image and takes detail out of a checkerboard.
+    flat = np.full((1, 8, 16, 3), 77.0, np.float32)
+    np.testing.assert_allclose(soften(tf.constant(flat), tf.constant(2.0)).numpy(), flat, atol=1e-4)
+    checker = (np.indices((8, 16)).sum(0) % 2 * 255.0).astype(np.float32)[None, ..., None].repeat(3, -1)
+    assert soften(tf.constant(checker), tf.constant(2.0)).numpy().std() < 0.2 * checker.std()
+    seed = tf.constant(3, tf.int64)
+    a = photometric_jitter(tf.constant(images), seed, tf.constant(5, tf.int64)).numpy()
+    b = photometric_jitter(tf.constant(images), seed, tf.constant(5, tf.int64)).numpy()
+    c = photometric_jitter(tf.constant(images), seed, tf.constant(6, tf.int64)).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c) and a.min() >= 0 and a.max() <= 255 and a.shape == images.shape

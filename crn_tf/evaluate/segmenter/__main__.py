@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--depth", type=int, default=defaults.depth, help="U-Net levels")
     train.add_argument("--norm", default=defaults.norm, choices=("batch", "group"), help="normalisation after each conv")
     train.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
+    train.add_argument("--augment", choices=("none", "photometric"), default=defaults.augment,
+                       help="photometric: also blur (by a random factor up to 3) and jitter brightness, tint and "
+                       "contrast, so the segmenter reads soft or tinted images too")
     train.add_argument("--class-weights", default=defaults.class_weights, choices=("none", "enet"),
                        help="none: every non-void pixel counts the same; enet: weight 1/ln(1.02 + class share) "
                             "(rare classes up to 50x), counted on the training labels")

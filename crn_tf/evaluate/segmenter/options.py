@@ -41,6 +41,7 @@ class SegmenterOptions:
     depth: int = 4
     norm: str = "batch"
     flip: bool = True
+    augment: str = "none"  # "photometric": seeded blur, gain and contrast jitter (augment.py)
     class_weights: str = "none"  # "none" (plain mean over non-void pixels) or "enet" (1 / ln(1.02 + share))
     mixed_precision: str = "off"
     skip_bad: bool = False
@@ -67,5 +68,7 @@ def validate(options: SegmenterOptions) -> None:
         raise ValueError(f"--lr-schedule must be cosine or constant, got {options.lr_schedule!r}")
     if options.class_weights not in CLASS_WEIGHTINGS:
         raise ValueError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTINGS)}, got {options.class_weights!r}")
+    if options.augment not in ("none", "photometric"):
+        raise ValueError(f"--augment must be none or photometric, got {options.augment!r}")
     if options.mixed_precision not in ("off", "bf16"):
         raise ValueError(f"--mixed-precision must be off or bf16, got {options.mixed_precision!r}")

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from crn_tf.evaluate.segmentation import SAVED_MODEL_SUBDIR, confusion_matrix, scores_from_confusion
+from crn_tf.evaluate.segmenter.augment import flip_half, photometric_jitter
 from crn_tf.evaluate.segmenter.export import export_segmenter
 from crn_tf.evaluate.segmenter.network import SegmentationUNet, layout_to_classes, masked_cross_entropy
 from crn_tf.evaluate.segmenter.options import ENET_C, MODEL_FIELDS, OPTIONS_NAME, SegmenterOptions, validate
@@ -85,14 +86,6 @@ def enet_class_weights(counts: np.ndarray) -> np.ndarray:
     return (1.0 / np.log(ENET_C + share)).astype(np.float32)
 
 
-def flip_half(images: tf.Tensor, layouts: tf.Tensor, seed: tf.Tensor, step: tf.Tensor):
-    """Mirrors a seeded random half of the batch left-right (the same draw for a given seed and step)."""
-    coin = tf.random.stateless_uniform(tf.shape(images)[:1], seed=tf.stack([seed, step])) < 0.5  # (B,)
-    flip = coin[:, None, None, None]
-    return (tf.where(flip, tf.reverse(images, axis=[2]), images),
-            tf.where(flip, tf.reverse(layouts, axis=[2]), layouts))
-
-
 class SegmenterTrainer:
     """The network, Adam and the compiled step of one run.
 
@@ -100,15 +93,17 @@ class SegmenterTrainer:
         model: a `SegmentationUNet` (built).
         learning_rate: Adam's learning rate, or a Keras schedule of the step.
         flip: mirror a seeded half of each batch.
-        seed: seed of the flips.
+        augment: "none" or "photometric" (seeded blur, gain and contrast: `augment.photometric_jitter`).
+        seed: seed of the flips and the jitter.
         class_weights: float [C] per-class loss weights, or None (every non-void pixel counts the same).
     """
 
     def __init__(self, model: SegmentationUNet, learning_rate, flip: bool = True, seed: int = 0,
-                 class_weights: np.ndarray | None = None):
+                 class_weights: np.ndarray | None = None, augment: str = "none"):
         self.model = model
         self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
         self.flip = bool(flip)
+        self.augment = augment
         self.seed = tf.constant(int(seed), tf.int64)
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self.variables = list(model.trainable_variables)
@@ -120,6 +115,8 @@ class SegmenterTrainer:
     def _train_step(self, images, layouts, step):
         if self.flip:
             images, layouts = flip_half(images, layouts, self.seed, step)
+        if self.augment == "photometric":
+            images = photometric_jitter(images, self.seed, step)
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)  # (B, H, W, C) float32
             loss = masked_cross_entropy(logits, layouts, self.class_weights)
@@ -195,7 +192,8 @@ def train_segmenter(options: SegmenterOptions, stream: IO[str] | None = None) ->
         class_weights = enet_class_weights(class_pixel_counts(data.examples, size, label_set))
         print("class weights (enet): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(label_set.names, class_weights)),
               file=stream)
-    trainer = SegmenterTrainer(model, _learning_rate(options, total), flip=options.flip, seed=options.seed,
+    trainer = SegmenterTrainer(model, _learning_rate(options, total), flip=options.flip, augment=options.augment,
+                               seed=options.seed,
                                class_weights=class_weights)
     state = RunState(out, {"model": model, "optimizer": trainer.optimizer}, keep=options.keep_checkpoints)
     print(f"segmenter: U-Net, {options.depth} levels, widths {model.widths}, {options.norm} norm, "
