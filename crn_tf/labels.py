@@ -142,8 +142,9 @@ class LabelSet:
             raise ValueError(f"{source}: not a valid label set ({error})") from error
 
     def save_json(self, path: str | os.PathLike) -> None:
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2)
+        from crn_tf.files import write_atomic
+
+        write_atomic(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "LabelSet":

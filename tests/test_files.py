@@ -48,3 +48,46 @@ def test_atomic_directory_replaces_the_whole_folder_or_nothing(tmp_path):
                 f.write("half")
             raise RuntimeError("killed while writing")
     assert os.listdir(target) == ["b.txt"] and sorted(os.listdir(tmp_path / "out")) == ["saved_model"]
+
+
+def test_a_failed_write_is_a_one_line_write_error_naming_the_path_and_the_cause(tmp_path, monkeypatch):
+    import errno
+
+    from crn_tf.files import WriteError, describe_cause
+
+    target = tmp_path / "options.json"
+    target.write_text("old")
+    real_replace = os.replace
+
+    def full_disk(source, destination):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(WriteError) as failed:
+        write_atomic(target, "new")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert str(failed.value) == f"cannot write {target}: no space left on device"
+    assert failed.value.errno == errno.ENOSPC and isinstance(failed.value, OSError)
+    failed.value.step, failed.value.advice = 7, "the last checkpoint is kept"
+    assert str(failed.value) == f"cannot write {target} at step 7: no space left on device; the last checkpoint is kept"
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["options.json"]
+    # TensorFlow and h5py errors carry the cause in their text only.
+    assert describe_cause(RuntimeError("file write failed: errno = 28, error message = 'No space left on device'")) \
+        == "no space left on device"
+    assert describe_cause(ValueError("something else\nentirely")) == "something else entirely"
+
+
+def test_free_space_check_and_temporary_file_clean_up(tmp_path, monkeypatch):
+    import shutil
+
+    from crn_tf.files import WriteError, check_free_space, remove_temporary_files
+
+    check_free_space(tmp_path / "not" / "yet", 1, "the last one")  # measured at the nearest existing parent
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 20, 9 << 20, 1536))
+    with pytest.raises(WriteError, match=r"cannot write .*ckpt-4 at step 4: no space left on device "
+                                         r"\(1.5 KB free, the last checkpoint took 2.0 MB\)"):
+        check_free_space(tmp_path / "ckpt-4", 2 << 20, "the last checkpoint", step=4)
+    for name in ("a.tmp-123.png", "b.tmp-9.npz", "c.png", "d.tmp-x.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert sorted(remove_temporary_files(tmp_path)) == ["a.tmp-123.png", "b.tmp-9.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["c.png", "d.tmp-x.png"]

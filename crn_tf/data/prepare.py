@@ -10,7 +10,9 @@ photos with MATLAB's bicubic `imresize` rounded to 8 bits, as the authors' own
 neighbour. So reading DIR gives the same layouts as reading the source at that size, and
 the same photos (with `area`: within rounding, 0.5). Files are written to a temporary name
 and renamed, so a re-run skips every pair already complete (photos made with another
-`--photo-resize` are redone).
+`--photo-resize` are redone, and so is any file that is truncated or corrupt). One run per
+output folder: a second is refused (exit 5) while the first holds `OUT/crn_tf.lock`; a file
+that cannot be written (disk full) stops the run with one line naming it (exit 4).
 """
 from __future__ import annotations
 
@@ -22,14 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from crn_tf.data.readers import DataError, probe
 from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, PHOTO_RESIZE_METHODS, check_photo_resize
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source
-from crn_tf.files import write_atomic
+from crn_tf.files import WRITE_FAILED_EXIT, WriteError, remove_temporary_files, write_atomic
 from crn_tf.images import save_png, to_uint8
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
+from crn_tf.locks import LOCKED_EXIT, DirectoryLock, LockError
 from crn_tf.progress import Progress
 from crn_tf.quiet import quiet_start
 from crn_tf.sizes import size_type
@@ -70,11 +74,15 @@ def encode_label(classes: np.ndarray, label_set: LabelSet, source: str = "") -> 
 
 
 def _complete(path: str, size: tuple[int, int] | None) -> bool:
+    """Whether `path` is a whole PNG of `size`: truncated or corrupt files (every chunk's CRC is
+    checked) are written again, never read as data."""
     if not os.path.exists(path):
         return False
     try:
         info = probe(path)
-    except DataError:
+        with Image.open(path) as image:
+            image.verify()
+    except (DataError, OSError, SyntaxError, ValueError):
         return False
     return size is None or info.size == tuple(size)
 
@@ -130,6 +138,8 @@ def prepare(
     os.makedirs(label_dir, exist_ok=True)
     if with_images:
         os.makedirs(image_dir, exist_ok=True)
+    for folder in (label_dir, image_dir):  # what a killed run was writing (one run per `out`: main() locks it)
+        remove_temporary_files(folder)
     label_set.save_json(os.path.join(out, "label_set.json"))
     split_dir = os.path.join(out, split)
     previous = _previous_photo_resize(split_dir)
@@ -201,9 +211,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         label_set = resolve_label_set(args.label_set)
-        result = prepare(args.cityscapes or args.source, args.out, split=args.split, size=args.size,
-                         label_set=label_set, images="none" if args.labels_only else "required",
-                         images_dir=args.images_dir, skip_bad=args.skip_bad, photo_resize=args.photo_resize)
+        with DirectoryLock(args.out, warn=lambda line: print(line, file=sys.stderr)):
+            result = prepare(args.cityscapes or args.source, args.out, split=args.split, size=args.size,
+                             label_set=label_set, images="none" if args.labels_only else "required",
+                             images_dir=args.images_dir, skip_bad=args.skip_bad,
+                             photo_resize=args.photo_resize)
+    except WriteError as error:  # disk full, ...: what was written stays; a re-run goes on from it
+        print(f"error: {error}", file=sys.stderr)
+        return WRITE_FAILED_EXIT
+    except LockError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return LOCKED_EXIT
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
 """`python -m crn_tf.evaluate` / `crn-evaluate`: FID, KID and segmentation score of a CRN on a split.
 
 Thin CLI: parse flags -> EvaluationOptions -> `crn_tf.evaluate.run.evaluate` (see docs/evaluate.md).
+Exit status: 0; 2 bad input; 4 an output could not be written (one line naming it); 5 another
+evaluation holds --out (`OUT/crn_tf.lock`).
 """
 from __future__ import annotations
 
@@ -95,9 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     from crn_tf.evaluate.run import evaluate
+    from crn_tf.files import WRITE_FAILED_EXIT, WriteError
+    from crn_tf.locks import LOCKED_EXIT, DirectoryLock, LockError
 
     try:
-        report = evaluate(options_from_args(args))
+        with DirectoryLock(args.out, warn=lambda line: print(line, file=sys.stderr)):  # one evaluation per --out
+            report = evaluate(options_from_args(args))
+    except (WriteError, LockError) as error:  # a full disk, ...; another evaluation writing --out
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return WRITE_FAILED_EXIT if isinstance(error, WriteError) else LOCKED_EXIT
     except (ValueError, OSError) as error:  # DataError, CheckpointError, InceptionError, SegmenterError, missing files
         message = " ".join(str(error).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)

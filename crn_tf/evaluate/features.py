@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from typing import Sequence
 
@@ -18,6 +19,8 @@ from crn_tf.files import atomic_path
 from crn_tf.progress import Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+logger = logging.getLogger(__name__)
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:
@@ -78,6 +81,31 @@ def compute_features(
     return features
 
 
+def read_cache_entry(cache_path: str, paths: Sequence[str], extractor: FeatureExtractor) -> np.ndarray | None:
+    """The cached features of `paths`, or None when the entry is missing or not whole.
+
+    An entry that does not read back (truncated, a bad zip CRC), holds another file list or
+    extractor, or features of the wrong shape or with NaN/Inf is logged and recomputed, never used.
+    """
+    if not os.path.exists(cache_path):
+        return None
+    try:
+        with np.load(cache_path, allow_pickle=False) as data:
+            features = np.array(data["features"])
+            files = [str(f) for f in data["files"]]
+            key = str(data["extractor"])
+    except Exception as error:  # zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError ...
+        logger.warning("feature cache entry %s cannot be read (%s); computing the features again", cache_path, error)
+        return None
+    expected = [os.path.abspath(p) for p in paths]
+    if (files != expected or key != extractor.key or features.shape != (len(paths), extractor.dims)
+            or not np.isfinite(features).all()):
+        logger.warning("feature cache entry %s does not hold these images' features; computing them again",
+                       cache_path)
+        return None
+    return features
+
+
 def folder_features(
     paths: Sequence[str],
     extractor: FeatureExtractor,
@@ -93,10 +121,9 @@ def folder_features(
         return compute_features(paths, extractor, batch_size, label)
     key = cache_key(paths, extractor)
     cache_path = os.path.join(os.fspath(cache_dir), f"{key}.npz")
-    if os.path.exists(cache_path):
-        with np.load(cache_path) as data:
-            if data["features"].shape == (len(paths), extractor.dims):
-                return data["features"]
+    cached = read_cache_entry(cache_path, paths, extractor)
+    if cached is not None:
+        return cached
     features = compute_features(paths, extractor, batch_size, label)
     with atomic_path(cache_path) as temporary:
         np.savez(temporary, features=features, files=np.array([os.path.abspath(p) for p in paths]), extractor=extractor.key)

@@ -3,14 +3,16 @@
 `auto`: MultiWorkerMirroredStrategy when TF_CONFIG names a cluster of more than one task,
 MirroredStrategy over all GPUs when there are several, the default strategy otherwise (one GPU
 or the CPU). The strategy must be created before any other TensorFlow work in the process.
+TensorFlow is imported only to make one, so `is_chief_task` answers at start-up, at once.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
@@ -35,6 +37,8 @@ def select_strategy(kind: str = "auto", devices: Sequence[str] | None = None) ->
     `devices` is passed to MirroredStrategy (e.g. two logical CPUs in tests); by default it
     mirrors over every GPU.
     """
+    import tensorflow as tf
+
     if kind not in STRATEGIES:
         raise ValueError(f"unknown strategy {kind!r}; choose one of {', '.join(STRATEGIES)}")
     if kind == "auto":
@@ -64,6 +68,16 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
 
 
+def is_chief_task(kind: str = "auto") -> bool:
+    """`is_chief` of the strategy `select_strategy(kind)` will make, from TF_CONFIG alone (no TensorFlow)."""
+    if kind not in ("auto", "multi-worker") or tf_config_cluster() is None:
+        return True
+    task = json.loads(os.environ["TF_CONFIG"]).get("task") or {}
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in tf_config_cluster()
+
+
 def worker_index(strategy: tf.distribute.Strategy) -> int:
     """This worker's index in the cluster (0 on one machine)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -74,6 +88,8 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
 
 def describe_strategy(strategy: tf.distribute.Strategy) -> str:
     """E.g. 'MirroredStrategy, 2 replicas' for the start-up banner."""
+    import tensorflow as tf
+
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         name = "MultiWorkerMirroredStrategy"
     elif isinstance(strategy, tf.distribute.MirroredStrategy):
