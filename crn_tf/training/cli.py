@@ -1,8 +1,11 @@
 """`crn-train` / `python train.py`: parse the flags, run `crn_tf.training.run.train`.
 
-User errors (bad flags, bad data, a checkpoint that does not fit) print one line and exit 2;
-a NaN/Inf loss prints its message and exits 3; SIGINT/SIGTERM save a checkpoint and exit 0; a
-second Ctrl-C aborts without saving (exit 130).
+Exit status: 0 done (also after SIGINT/SIGTERM, which save a checkpoint first); 2 user errors
+(bad flags, bad data, a checkpoint that does not fit or none that reads), one line (data problems
+list their files); 3 a NaN/Inf loss; 4 a file of the run could not be written (disk full, no
+permission, I/O error: one line naming the path, the step, the cause and the checkpoint a re-run
+resumes from); 5 another process trains in the run directory (the line names it); 130 a second
+Ctrl-C aborted without saving.
 """
 from __future__ import annotations
 
@@ -14,9 +17,30 @@ from crn_tf.quiet import quiet_start
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
-    from crn_tf.training.options import parse_options
+    from crn_tf.training.options import parse_options, resolve_options
+    from crn_tf.training.strategy import is_chief_task
 
     options = parse_options(argv)  # argparse exits 2 with its own one-line message
+    from crn_tf.files import WRITE_FAILED_EXIT, WriteError
+    from crn_tf.locks import LOCKED_EXIT, DirectoryLock, LockError
+
+    try:
+        # The run directory's lock before TensorFlow starts: a second run there is refused at once.
+        # (train() takes it again, nested; only the chief worker holds it.)
+        resolved = resolve_options(options)
+        with DirectoryLock(resolved.run_dir, enabled=is_chief_task(resolved.strategy),
+                           warn=lambda line: print(line, file=sys.stderr, flush=True)):
+            return _train(options)
+    except (WriteError, LockError) as error:
+        print(f"crn-train: error: {error}", file=sys.stderr)
+        return WRITE_FAILED_EXIT if isinstance(error, WriteError) else LOCKED_EXIT
+    except ValueError as error:
+        print(f"crn-train: error: {str(error).strip()}", file=sys.stderr)
+        return 2
+
+
+def _train(options) -> int:
+    """train(options) -> an exit status; WriteError and LockError go up to main()."""
     from crn_tf.checkpoint import CheckpointError
     from crn_tf.data.readers import DataError
     from crn_tf.labels import LabelError

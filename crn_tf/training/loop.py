@@ -170,7 +170,8 @@ class CRNTrainer:
 
         Saves a checkpoint every `save_every` steps, at each epoch's end and when SIGINT or
         SIGTERM arrives (then returns with status "interrupted"). Raises NonFiniteLossError
-        when a loss is NaN or Inf, without saving: the last checkpoint stays the last good one.
+        when a loss is NaN or Inf, without saving: the last checkpoint stays the last good one;
+        and WriteError (naming the step) when a checkpoint, the loss log or a summary cannot be written.
         `samples` (images, layouts) are drawn each epoch into a grid PNG and, every
         `summary_every` steps, to TensorBoard. `on_epoch_end(epochs_done, step)` runs after
         each epoch's checkpoint (e.g. to write the model directory).
@@ -218,7 +219,7 @@ class CRNTrainer:
                         pending, save_now = [], True
                     if save_now:
                         if epoch_done:
-                            self._end_epoch(epoch + 1, visualizer, samples)
+                            self._end_epoch(epoch + 1, visualizer, samples, step)
                         checkpoint = state.save(step, epoch + 1 if epoch_done else epoch, 0 if epoch_done else position) \
                             or checkpoint
                     if stop.requested:
@@ -245,7 +246,7 @@ class CRNTrainer:
             raise NonFiniteLossError(f"the loss became {losses[bad[0]]} at step {first}")
         return float(losses.mean()), terms.mean(axis=0)
 
-    def _end_epoch(self, epochs_done: int, visualizer: Visualizer | None, samples) -> None:
+    def _end_epoch(self, epochs_done: int, visualizer: Visualizer | None, samples, step: int | None = None) -> None:
         """After an epoch, before its checkpoint: the "auto" rescale and the sample grid."""
         if getattr(self.loss, "auto", False) and self.loss.maybe_rescale(epochs_done):
             print(f"layer weights rescaled after epoch {epochs_done}: "
@@ -254,7 +255,7 @@ class CRNTrainer:
         if visualizer is not None and samples is not None and visualizer.enabled:
             images, layouts = samples
             fakes = self.generate(tf.constant(layouts)).numpy()
-            visualizer.save_grid(epochs_done, sample_rows(layouts, fakes, visualizer.label_set, images))
+            visualizer.save_grid(epochs_done, sample_rows(layouts, fakes, visualizer.label_set, images), step=step)
 
     def _summary_images(self, visualizer: Visualizer, step: int, samples) -> None:
         if not visualizer.enabled:

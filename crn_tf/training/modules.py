@@ -71,11 +71,15 @@ def copy_shared_modules(target: CRN, source: CRN, source_name: str = "source") -
 
 def init_from_checkpoint(model: CRN, path: str) -> list[str]:
     """Initialises `model`'s shared modules from a checkpoint directory (or run dir); returns their names."""
-    from crn_tf.checkpoint import load_model, resolve_checkpoint_dir
+    from crn_tf.checkpoint import CheckpointError, load_model, resolve_checkpoint_dir
     from crn_tf.download import resolve_checkpoint
 
     path = resolve_checkpoint(path)  # authors-256p ... -> the cache, downloaded if missing
-    source = load_model(path)
+    try:
+        source = load_model(path)  # a model of its own: a load that fails leaves `model` untouched
+    except CheckpointError as error:
+        raise CheckpointError(f"--init-from {path}: {error}\n(pass another --init-from, or leave it out to "
+                              "train from scratch)") from error
     return copy_shared_modules(model, source, resolve_checkpoint_dir(path))
 
 

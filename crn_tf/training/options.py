@@ -249,8 +249,12 @@ def load_options(run_dir: str | os.PathLike) -> TrainOptions | None:
     path = os.path.join(run_dir, "options.json")
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        data = json.load(f)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); restore it, or delete it to resume with the "
+                         "options given (they are written again)") from error
     known = {f.name for f in dataclasses.fields(TrainOptions)}
     return TrainOptions(**{k: v for k, v in data.items() if k in known})
 

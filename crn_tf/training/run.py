@@ -1,10 +1,11 @@
 """`train(options)`: one training run from options to a model directory demo.py reads.
 
 Order of things, as tensorflow/models' train_lib: strategy first (multi-worker needs it before
-any other TensorFlow work) -> data scan (bad files stop the run before anything is built) ->
-options printed and saved (chief) -> model, VGG, loss, optimizer and checkpoint in
-`strategy.scope()` -> resume: the run dir's checkpoint > --init-from > scratch -> fit ->
-`RUN_DIR/model/` (`crn_tf.checkpoint.save_model`).
+any other TensorFlow work) -> the run directory's lock (chief; a second run there is refused)
+-> data scan (bad files stop the run before anything is built) -> options printed -> model,
+VGG, loss, optimizer and checkpoint in `strategy.scope()` -> resume: the run dir's newest
+readable checkpoint > --init-from > scratch -> options saved, the loss log cut back to the
+resumed step (chief) -> fit -> `RUN_DIR/model/` (`crn_tf.checkpoint.save_model`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from typing import IO
 import keras
 import tensorflow as tf
 
+from crn_tf.files import WriteError
 from crn_tf.labels import resolve_label_set
+from crn_tf.locks import DirectoryLock
 from crn_tf.model import PRESETS
 from crn_tf.precision import PRECISION_POLICIES
 from crn_tf.sizes import parse_size
@@ -97,15 +100,24 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
           stream: IO[str] | None = None) -> TrainResult:
     """Runs training as the options say; returns where the model went.
 
-    Raises ValueError / DataError / CheckpointError for bad input (before step 0), and
-    NonFiniteLossError when the loss goes NaN (the last good checkpoint is kept).
+    Raises ValueError / DataError / CheckpointError for bad input (before step 0),
+    NonFiniteLossError when the loss goes NaN (the last good checkpoint is kept), LockError when
+    another process trains in the run directory, and WriteError when a file of the run cannot be
+    written (disk full, ...: its message names the path, the step, the cause and the checkpoint
+    a re-run resumes from).
     """
     stream = stream if stream is not None else sys.stderr
     strategy = strategy or select_strategy(options.strategy)
     smoke = is_smoke_run(options)
     options = resolve_options(options)
     chief = is_chief(strategy)
+    # One run per run directory: the chief holds its lock (other workers write only scratch files).
+    with DirectoryLock(options.run_dir, enabled=chief, warn=lambda line: print(line, file=stream, flush=True)):
+        return _train(options, strategy, smoke, chief, stream)
 
+
+def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool, chief: bool,
+           stream: IO[str]) -> TrainResult:
     # === Data (scanned before anything is built) ===
     from crn_tf.training.data import EpochData
 
@@ -122,14 +134,13 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
                                    skip_bad=options.skip_bad, photo_resize=options.photo_resize)
     samples = samples_source.samples(options.num_samples)
 
-    # === Run directory and options (chief only) ===
+    # === Run directory and options ===
     run_dir = options.run_dir
     saved = load_options(run_dir)
     if saved is not None:
         check_resume_compatible(saved, options)
     if chief:
         print(format_options(options), file=stream)
-        save_options(options, run_dir)
     print(f"strategy: {describe_strategy(strategy)}; {data.num_examples} training examples, "
           f"{data.steps_per_epoch} steps per epoch at batch size {options.batch_size}", file=stream)
 
@@ -147,10 +158,13 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
         state = RunState(run_dir, {"model": model, "optimizer": trainer.optimizer, "loss": loss},
                          keep=options.keep_checkpoints, chief=chief, worker=worker_index(strategy))
 
-    # === Resume order: run dir checkpoint > --init-from > scratch ===
+    # === Resume order: the run dir's newest readable checkpoint > --init-from > scratch ===
     resumed_from = None
-    if state.latest is not None:
-        state.restore()
+    if state.restore():
+        if state.unreadable:  # once, naming each bad file
+            count = len(state.unreadable)
+            print(f"warning: {count} checkpoint{'s' if count > 1 else ''} cannot be read, resuming from the newest "
+                  f"one that can: {'; '.join(state.unreadable)}", file=stream)
         resumed_from, epoch, position = state.counters()
         print(f"resumed from step {resumed_from} (epoch {epoch + 1}, step {position} of it) of {state.latest}",
               file=stream)
@@ -168,25 +182,44 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
         if chief:
             from crn_tf.checkpoint import save_model
 
-            save_model(model, model_dir, label_set, extra={
-                "step": step, "epochs": epochs_done, "preset": options.preset, "run_dir": os.path.abspath(run_dir),
-                "options": dataclasses.asdict(options)})
+            try:
+                save_model(model, model_dir, label_set, extra={
+                    "step": step, "epochs": epochs_done, "preset": options.preset,
+                    "run_dir": os.path.abspath(run_dir), "options": dataclasses.asdict(options)})
+            except WriteError as error:
+                error.step = step
+                raise
 
     visualizer = Visualizer(run_dir, label_set, enabled=chief)
-    loss_log = LossLog(os.path.join(run_dir, "loss_log.txt"), enabled=chief)
+    step = resumed_from or 0
     try:
+        loss_log = LossLog(os.path.join(run_dir, "loss_log.txt"), enabled=chief)
+        if chief:
+            save_options(options, run_dir)
+            loss_log.resume(step)  # what a killed run logged after its last checkpoint goes
+            if resumed_from is not None:
+                visualizer.resumed(step)
         result = trainer.fit(
             data, state, epochs=options.epochs, max_steps=options.steps, visualizer=visualizer, loss_log=loss_log,
             samples=samples, save_every=options.save_every, log_every=options.log_every,
             summary_every=options.summary_every, on_epoch_end=write_model, verbose=chief, stream=stream,
         )
+        step = result.step
+        write_model(result.epoch, result.step)
     except NonFiniteLossError as error:
         kept = state.latest
         raise NonFiniteLossError(
             f"{error}; stopped. The last good checkpoint is kept: {kept or 'none was written yet'} "
             "(lower --lr, or try --mixed-precision off)"
         ) from None
-    write_model(result.epoch, result.step)
+    except WriteError as error:
+        if error.step is None:
+            error.step = step
+        kept = state.latest
+        error.advice = (f"the last good checkpoint, {kept}, is intact" if kept else "no checkpoint was written yet") \
+            + "; free some space (or fix the cause) and run the same command again to " \
+            + ("resume from it" if kept else "start")
+        raise
     if chief:
         if result.status == "interrupted":
             print(f"stopped at step {result.step}; checkpoint {result.checkpoint}. Run the same command again "

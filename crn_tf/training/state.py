@@ -3,21 +3,36 @@
 `RunState` checkpoints everything a resumed run needs to continue exactly: the model, the
 optimizer (Adam moments, iteration count, loss scale), the loss's layer weights, the step, the
 epoch and the position inside the epoch (the data order is a seeded shuffle per epoch, so
-epoch + position pins it). Checkpoints go to `RUN_DIR/checkpoints/ckpt-STEP.*`; TensorFlow
-writes the data files first and then replaces the small `checkpoint` index file atomically,
-so a run killed while saving still resumes from the previous complete checkpoint.
+epoch + position pins it). Checkpoints go to `RUN_DIR/checkpoints/ckpt-STEP.*`.
+
+Nothing a fault does to them is fatal. TensorFlow writes a checkpoint's files before it
+replaces the small `checkpoint` state file, so a run killed while saving leaves the previous
+checkpoint; `restore` then takes the newest checkpoint that reads back whole (a truncated or
+corrupt one is named and skipped, never half-restored) and removes what the killed save left
+(`ckpt-N_temp/`). A save that fails (a full disk) removes its partial files and raises
+`WriteError`; before each save the free space is checked against the size of the last one.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
+import time
 from typing import Any
 
 import tensorflow as tf
 
+from crn_tf.checkpoint import (
+    CheckpointError, newest_readable_checkpoint, tf_checkpoint_files, tf_checkpoint_prefixes, verify_tf_checkpoint,
+)
+from crn_tf.files import as_write_error, check_free_space, write_atomic
+
 CHECKPOINT_SUBDIR = "checkpoints"
+STATE_FILE = "checkpoint"  # TensorFlow's name for the state file of a checkpoint directory
+_LEFTOVER = re.compile(r"^(ckpt-\d+_temp|checkpoint\.tmp[0-9a-f]*|\.worker-\d+-scratch)$")
+"""What killed saves leave: TensorFlow's shard folders and state-file temporaries, other workers' scratch."""
 
 
 class RunState:
@@ -41,27 +56,70 @@ class RunState:
                  chief: bool = True, worker: int = 0):
         self.directory = os.path.join(os.fspath(run_dir), CHECKPOINT_SUBDIR)
         self.chief = chief
+        self.keep = keep
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
         self.checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, position=self.position, **trackables)
-        write_dir = self.directory if chief else os.path.join(self.directory, f".worker-{worker}-scratch")
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, write_dir, max_to_keep=keep, step_counter=self.step, checkpoint_name="ckpt"
-        )
+        self.write_dir = self.directory if chief else os.path.join(self.directory, f".worker-{worker}-scratch")
+        self.unreadable: list[str] = []  # checkpoints the last restore() skipped, one line each
+        self._latest: str | None = None
+        self._last_size: int | None = None  # bytes of the last checkpoint, for the free-space check
+        self._manager: tf.train.CheckpointManager | None = None
+
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """The CheckpointManager, made at the first save (after restore() has settled the state file)."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.write_dir, max_to_keep=self.keep, step_counter=self.step, checkpoint_name="ckpt"
+            )
+        return self._manager
 
     @property
     def latest(self) -> str | None:
-        """Path prefix of the newest complete checkpoint in the run directory, or None."""
-        return tf.train.latest_checkpoint(self.directory)
+        """The checkpoint this state last restored or wrote; before either, the newest one on disk (unverified)."""
+        if self._latest is not None:
+            return self._latest
+        existing = [p for p in tf_checkpoint_prefixes(self.directory) if os.path.exists(p + ".index")]
+        return existing[0] if existing else None
 
     def restore(self, path: str | None = None) -> bool:
-        """Restores the newest (or the given) checkpoint; False when there is none."""
-        path = path or self.latest
-        if path is None:
-            return False
-        status = self.checkpoint.restore(path)
-        status.assert_existing_objects_matched()
+        """Restores the given checkpoint, or else resumes: the newest one that reads back whole;
+        False when there is none.
+
+        Every tensor is read back before anything is restored. On resume, newer checkpoints that do
+        not read are skipped and listed in `unreadable` (the caller warns); when checkpoints exist
+        but none reads, CheckpointError lists them and says how to start fresh; and the chief
+        removes what killed saves left and rewrites the state file to name the restored checkpoint.
+        """
+        resuming = path is None
+        if not resuming:
+            problem = verify_tf_checkpoint(path)
+            if problem is not None:
+                raise CheckpointError(problem)
+        else:
+            if self.chief:
+                self._remove_leftovers()
+            path, self.unreadable = newest_readable_checkpoint(self.directory)
+            if path is None and self.unreadable:
+                listing = "".join(f"\n  {line}" for line in self.unreadable)
+                raise CheckpointError(
+                    f"no checkpoint in {self.directory} can be read:{listing}\nto start fresh, move or delete "
+                    f"{self.directory} (or pass another --run-dir)"
+                )
+            if path is None:
+                if self.chief:
+                    _remove(os.path.join(self.directory, STATE_FILE))  # it names nothing that exists
+                return False
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise CheckpointError(f"{path}: does not fit this run's model and optimizer ({error})") from error
+        self._latest = path
+        self._last_size = sum(os.path.getsize(f) for f in tf_checkpoint_files(path))
+        if resuming and self.chief:
+            self._write_state(path)
         return True
 
     def counters(self) -> tuple[int, int, int]:
@@ -69,15 +127,75 @@ class RunState:
         return int(self.step.numpy()), int(self.epoch.numpy()), int(self.position.numpy())
 
     def save(self, step: int, epoch: int, position: int) -> str | None:
-        """Writes a checkpoint of the current state at `step`; returns its path (chief) or None."""
+        """Writes a checkpoint of the current state at `step`; returns its path (chief) or None.
+
+        Raises WriteError (naming the checkpoint, the step and the cause) when it cannot be
+        written, after removing its partial files: the previous checkpoint stays the latest.
+        """
         self.step.assign(step)
         self.epoch.assign(epoch)
         self.position.assign(position)
-        path = self.manager.save(checkpoint_number=step)
+        target = os.path.join(self.write_dir, f"ckpt-{step}")
+        if self.chief and self._last_size:
+            check_free_space(target, self._last_size, "the last checkpoint", step)
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as error:
+            self._remove_partial(target)
+            raise as_write_error(target, error, step) from error
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
             return None
+        self._latest = path
+        self._last_size = sum(os.path.getsize(f) for f in tf_checkpoint_files(path))
         return path
+
+    # --- repairs -----------------------------------------------------------------------
+    def _remove_leftovers(self) -> None:
+        """Deletes shard folders, state-file temporaries and scratch folders of killed saves."""
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if _LEFTOVER.match(name):
+                path = os.path.join(self.directory, name)
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _remove(path)
+
+    def _remove_partial(self, target: str) -> None:
+        """After a failed save: its shard folder, its (incomplete) files and state-file temporaries."""
+        shutil.rmtree(target + "_temp", ignore_errors=True)
+        for path in tf_checkpoint_files(target):
+            _remove(path)
+        folder = os.path.dirname(target)
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if name.startswith(STATE_FILE + ".tmp"):
+                    _remove(os.path.join(folder, name))
+
+    def _write_state(self, restored: str) -> None:
+        """Rewrites the state file: the restored checkpoint is the latest, the older ones on disk
+        before it (oldest first), so the manager goes on from it and deletes them in turn."""
+        number = _number(restored)
+        older = [p for p in reversed(tf_checkpoint_prefixes(self.directory))
+                 if _number(p) < number and os.path.exists(p + ".index")]
+        listed = older + [restored]  # more than `keep`: the next save deletes the oldest
+        stamps = [os.path.getmtime(p + ".index") for p in listed]
+        lines = [f'model_checkpoint_path: "{os.path.basename(restored)}"']
+        lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in listed]
+        lines += [f"all_model_checkpoint_timestamps: {stamp:.6f}" for stamp in stamps]
+        lines.append(f"last_preserved_timestamp: {min(stamps + [time.time()]) - 1:.6f}")
+        write_atomic(os.path.join(self.directory, STATE_FILE), "\n".join(lines) + "\n")
+        self._manager = None  # a manager made before would not know
+
+
+def _number(prefix: str) -> int:
+    return int(prefix.rsplit("-", 1)[1])
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 class StopRequest:

@@ -15,9 +15,10 @@ from typing import Mapping
 
 import numpy as np
 
-from crn_tf.files import write_atomic
+from crn_tf.files import WriteError, write_atomic
 from crn_tf.images import save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
+from crn_tf.training.events import EventFile
 
 _GRID_NAME = re.compile(r"^epoch(\d+)_(.+)\.png$")
 
@@ -50,22 +51,13 @@ def sample_rows(layouts: np.ndarray, fakes: np.ndarray, label_set: LabelSet,
     return grid
 
 
-def _plugin_metadata(plugin: str):
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = plugin
-    return metadata
-
-
-def _write_images(tag: str, images: np.ndarray, step: int) -> None:
-    """uint8 [n, H, W, 3] -> one TensorBoard image summary (the images plugin's [w, h, png...] tensor)."""
+def _image_tensor(images: np.ndarray) -> np.ndarray:
+    """uint8 [n, H, W, 3] -> the images plugin's tensor: [width, height, png_0, ..., png_{n-1}] as bytes."""
     import tensorflow as tf
 
     height, width = images.shape[1:3]
-    encoded = [tf.io.encode_png(image) for image in images]
-    tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height))] + encoded)
-    tf.summary.write(tag, tensor, step=step, metadata=_plugin_metadata("images"))
+    encoded = [tf.io.encode_png(image).numpy() for image in images]
+    return np.array([str(width).encode(), str(height).encode()] + encoded, dtype=object)
 
 
 class Visualizer:
@@ -84,53 +76,52 @@ class Visualizer:
         self.log_dir = os.path.join(self.run_dir, "logs", "train")
         self.web_dir = os.path.join(self.run_dir, "web")
         self.image_dir = os.path.join(self.web_dir, "images")
-        self._writer = None
-
-    @property
-    def writer(self):
-        if self._writer is None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        return self._writer
+        self.events = EventFile(self.log_dir)
 
     # --- TensorBoard ---------------------------------------------------------------------
-    # Written with the core `tf.summary.write` and the scalars/images plugins' metadata, the
-    # format `tf.summary.scalar/image` produce, so logging needs no `tensorboard` package
-    # (only viewing them does: `pip install tensorboard; tensorboard --logdir RUN_DIR/logs`).
+    # The scalars and images plugins' format, as `tf.summary.scalar/image` write it, so logging
+    # needs no `tensorboard` package (only viewing does: `pip install tensorboard;
+    # tensorboard --logdir RUN_DIR/logs`). Written by `EventFile`, which sees a full disk.
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """Writes each value as a TensorBoard scalar at `step`."""
         if not self.enabled:
             return
-        import tensorflow as tf
-
-        with self.writer.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.write(name, tf.constant(float(value), tf.float32), step=step,
-                                 metadata=_plugin_metadata("scalars"))
+        self.events.write(step, {name: (np.float32(value), "scalars") for name, value in values.items()})
 
     def images(self, step: int, layout: np.ndarray, fake: np.ndarray, real: np.ndarray | None = None) -> None:
         """One example as TensorBoard images: `samples/layout`, `samples/reference`, `samples/synthesized` (k)."""
         if not self.enabled:
             return
-        with self.writer.as_default(step=step):
-            _write_images("samples/layout", colorize_layout(layout, self.label_set)[None], step)
-            if real is not None:
-                _write_images("samples/reference", to_uint8(real)[None], step)
-            _write_images("samples/synthesized", to_uint8(fake), step)
+        values = {"samples/layout": (_image_tensor(colorize_layout(layout, self.label_set)[None]), "images")}
+        if real is not None:
+            values["samples/reference"] = (_image_tensor(to_uint8(real)[None]), "images")
+        values["samples/synthesized"] = (_image_tensor(to_uint8(fake)), "images")
+        self.events.write(step, values)
+
+    def resumed(self, step: int) -> None:
+        """A resumed run: TensorBoard forgets what the killed run logged after `step`."""
+        if self.enabled:
+            self.events.session_start(step)
 
     def flush(self) -> None:
-        if self.enabled and self._writer is not None:
-            self._writer.flush()
+        """Every write is flushed already; this closes the events file (a later write opens a new one)."""
+        if self.enabled:
+            self.events.close()
 
     # --- sample grids and the page -------------------------------------------------------
-    def save_grid(self, epoch: int, grid: np.ndarray, label: str = "val") -> str | None:
-        """Writes `web/images/epoch{epoch:03d}_{label}.png` and regenerates `web/index.html`."""
+    def save_grid(self, epoch: int, grid: np.ndarray, label: str = "val", step: int | None = None) -> str | None:
+        """Writes `web/images/epoch{epoch:03d}_{label}.png` and regenerates `web/index.html`.
+
+        A failed write raises WriteError naming `step`."""
         if not self.enabled:
             return None
         path = os.path.join(self.image_dir, f"epoch{epoch:03d}_{label}.png")
-        save_image(path, grid)
-        self.write_page()
+        try:
+            save_image(path, grid)
+            self.write_page()
+        except WriteError as error:
+            error.step = step
+            raise
         return path
 
     def write_page(self) -> str:
