@@ -14,6 +14,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from conftest import write_city
 import tensorflow as tf
 
 from crn_tf.checkpoint import CheckpointError, load_model, save_model, verify_tf_checkpoint
@@ -28,7 +29,6 @@ from crn_tf.training.events import EventFile
 from crn_tf.training.loop import CRNTrainer
 from crn_tf.training.modules import init_from_checkpoint
 from crn_tf.training.state import RunState
-from crn_tf.vgg import VGG19Features
 from fault_helpers import flip_byte, kill, leftovers, start_train, stopped_at, truncate_half
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,16 +41,7 @@ DATA = "-00000-of-00001"
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     """4 training scenes: an epoch is 4 steps at batch size 1."""
-    from crn_tf.data.synthetic import write_synthetic_city
-
-    root = tmp_path_factory.mktemp("city")
-    write_synthetic_city(root, 4, 1, size=SIZE, seed=4, instances=False)
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    return VGG19Features(None)
+    return write_city(tmp_path_factory, 4, 1, SIZE, seed=4)
 
 
 def tiny_trainer(vgg, seed=0):

@@ -6,6 +6,7 @@ import signal
 import keras
 import numpy as np
 import pytest
+from conftest import write_city
 import tensorflow as tf
 
 from crn_tf.checkpoint import load_model, save_model
@@ -17,7 +18,6 @@ from crn_tf.training.loop import CRNTrainer, NonFiniteLossError
 from crn_tf.training.modules import InitError, copy_shared_modules, init_from_checkpoint, set_trainable_modules
 from crn_tf.training.state import RunState
 from crn_tf.training.visualizer import Visualizer, colorize_layout, sample_rows
-from crn_tf.vgg import VGG19Features
 
 SIZE = (32, 64)
 WIDTHS = (8, 8, 8, 8)
@@ -25,16 +25,7 @@ WIDTHS = (8, 8, 8, 8)
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
-    from crn_tf.synthetic import write_synthetic_city
-
-    root = tmp_path_factory.mktemp("city")
-    write_synthetic_city(root, 8, 2, size=SIZE, seed=3, instances=False)
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    return VGG19Features(None)  # frozen: shared by every test's loss
+    return write_city(tmp_path_factory, 8, 2, SIZE, seed=3)
 
 
 def tiny_trainer(vgg, lr=1e-3, k=1, recompute=False, seed=0, **model_args):

@@ -29,6 +29,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _subcommand(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand parser whose first argument is the dataset."""
+    parser = commands.add_parser(name, help=help, description=description,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("data", help="Cityscapes root, paired folder (images/ + labels/) or label folder")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     from crn_tf.evaluate.segmenter.options import SegmenterOptions
 
@@ -38,12 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         "any dataset's photo -> label pairs, or score one on a split's real photos.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser(
-        "train", help="train (or resume) a segmenter; writes OUT/saved_model",
-        description="Train a U-Net segmenter on the photo -> label pairs of DATA (rerun the same command to resume). "
-        "Writes OUT/checkpoints (the resumable state) and OUT/saved_model (for crn-evaluate --segmenter OUT).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("data", help="Cityscapes root, paired folder (images/ + labels/) or label folder")
+    train = _subcommand(
+        commands, "train", "train (or resume) a segmenter; writes OUT/saved_model",
+        "Train a U-Net segmenter on the photo -> label pairs of DATA (rerun the same command to resume). "
+        "Writes OUT/checkpoints (the resumable state) and OUT/saved_model (for crn-evaluate --segmenter OUT).")
     train.add_argument("--out", required=True, help="output folder: checkpoints/, saved_model/, loss_log.txt")
     train.add_argument("--size", default=defaults.size, help="training size HxW (photos resized as train.py resizes them, MATLAB bicubic; labels nearest)")
     train.add_argument("--label-set", default=defaults.label_set, help="label set: 'cityscapes' or a JSON file")
@@ -78,12 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep-checkpoints", type=int, default=defaults.keep_checkpoints, help="checkpoints kept")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    score = commands.add_parser(
-        "score", help="mIoU / pixel accuracy / per-class IoU of a segmenter on real photos",
-        description="Score a segmenter SavedModel on the real photos of a split, with crn-evaluate's protocol "
-        "(photos resized with PIL bicubic, labels by nearest neighbour, void ignored, one confusion matrix).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    score.add_argument("data", help="Cityscapes root, paired folder (images/ + labels/) or label folder")
+    score = _subcommand(
+        commands, "score", "mIoU / pixel accuracy / per-class IoU of a segmenter on real photos",
+        "Score a segmenter SavedModel on the real photos of a split, with crn-evaluate's protocol "
+        "(photos resized with PIL bicubic, labels by nearest neighbour, void ignored, one confusion matrix).")
     score.add_argument("--segmenter", required=True, help="SavedModel directory (or a segmenter train --out folder)")
     score.add_argument("--split", default="val", help="split to score")
     score.add_argument("--size", type=size_type(), default=None,
