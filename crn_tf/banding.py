@@ -91,22 +91,23 @@ def banded_conv1(
     height, width = int(layout.shape[1]), int(layout.shape[2])
     starts = np.cumsum([0] + [int(b.shape[1]) for b in features])  # first row of each feature band
     lower, upper, _ = interpolation_rows(int(starts[-1]), height, module.align_corners)
-    # upsample_rows holds about 4 float32 copies of the rows it makes: a band's rows are made a
-    # few at a time (in order), so that those copies together stay about one band large.
+    # The row blend holds about 3 float32 copies of the rows it makes: a band's rows are blended
+    # a few at a time (in order), so that those copies together stay under a band's size.
     channels = int(features[0].shape[-1])
-    blend_rows = max(2, band_rows * (channels + int(layout.shape[-1])) * features[0].dtype.size // (4 * 4 * channels))
+    blend_rows = max(2, band_rows * (channels + int(layout.shape[-1])) * features[0].dtype.size // (3 * 4 * channels))
     bands = []
     for start in range(0, height, band_rows):
         stop = min(start + band_rows, height)
         low, high = max(start - 1, 0), min(stop + 1, height)  # with the 1-row halo
+        first, last = int(lower[low:high].min()), int(upper[low:high].max()) + 1
         with order.next():
+            source = feature_rows(features, starts, first, last)  # (B, last - first, w, d_prev)
+            columns = resize_columns(source, width, module.align_corners)  # (B, last - first, W, d_prev) float32
             pieces, piece_order = [], BandOrder()
             for a in range(low, high, blend_rows):
-                b = min(a + blend_rows, high)
-                first, last = int(lower[a:b].min()), int(upper[a:b].max()) + 1
                 with piece_order.next():
-                    source = feature_rows(features, starts, first, last)  # (B, last - first, w, d_prev)
-                    piece = upsample_source_rows(source, first, int(starts[-1]), a, b, (height, width), module.align_corners)
+                    piece = blend_rows_of(columns, first, int(starts[-1]), a, min(a + blend_rows, high), height,
+                                          module.align_corners, source.dtype)
                     pieces.append(piece_order.done(piece))
             upsampled = join_bands(pieces)  # (B, high - low, W, d_prev)
             merged = tf.concat([upsampled, tf.cast(layout[:, low:high], module.compute_dtype)], axis=-1)
@@ -165,28 +166,31 @@ def interpolation_rows(in_size: int, out_size: int, align_corners: bool) -> tupl
 
 def upsample_rows(features: tf.Tensor, start: int, stop: int, size: Sequence[int], align_corners: bool = True) -> tf.Tensor:
     """Rows [start, stop) of `upsample_bilinear(features, size, align_corners)`, computing only those."""
-    lower, upper, _ = interpolation_rows(int(features.shape[1]), int(size[0]), align_corners)
+    in_height = int(features.shape[1])
+    lower, upper, _ = interpolation_rows(in_height, int(size[0]), align_corners)
     first, last = int(lower[start:stop].min()), int(upper[start:stop].max()) + 1
-    return upsample_source_rows(features[:, first:last], first, int(features.shape[1]), start, stop, size, align_corners)
+    columns = resize_columns(features[:, first:last], int(size[1]), align_corners)
+    return blend_rows_of(columns, first, in_height, start, stop, int(size[0]), align_corners, features.dtype)
 
 
-def upsample_source_rows(
-    source: tf.Tensor, first: int, in_height: int, start: int, stop: int, size: Sequence[int], align_corners: bool
-) -> tf.Tensor:
-    """Rows [start, stop) of the bilinear upsample to `size` of a tensor `in_height` rows high,
-    from `source`, its rows [first, first + rows) (which must hold every row those need).
-
-    Columns are resized by ResizeBilinear itself on the source rows (the height kept, so rows
-    map to themselves); rows are then blended with ResizeBilinear's own weights, in the same
-    order (columns first, then rows) and in float32 as it does.
-    """
-    lower, upper, weight = interpolation_rows(in_height, int(size[0]), align_corners)
-    lower, upper, weight = lower[start:stop] - first, upper[start:stop] - first, weight[start:stop]
-    columns = tf.raw_ops.ResizeBilinear(
-        images=source, size=(int(source.shape[1]), int(size[1])), align_corners=align_corners,
+def resize_columns(source: tf.Tensor, width: int, align_corners: bool) -> tf.Tensor:
+    """ResizeBilinear of `source` to `width` columns, its height kept (rows map to themselves):
+    the first half of the bilinear upsample, in float32 as ResizeBilinear computes it."""
+    return tf.raw_ops.ResizeBilinear(
+        images=source, size=(int(source.shape[1]), int(width)), align_corners=align_corners,
         half_pixel_centers=not align_corners,
-    )  # (B, rows, W, d), float32
-    top = tf.gather(columns, lower, axis=1)
-    bottom = tf.gather(columns, upper, axis=1)
-    rows = top + (bottom - top) * tf.constant(weight.reshape(1, -1, 1, 1))
-    return tf.cast(rows, source.dtype)
+    )
+
+
+def blend_rows_of(
+    columns: tf.Tensor, first: int, in_height: int, start: int, stop: int, out_height: int, align_corners: bool, dtype
+) -> tf.Tensor:
+    """Rows [start, stop) of the bilinear upsample of a tensor `in_height` rows high to
+    `out_height`, from `columns`: its rows [first, first + rows) already resized to the output
+    width (`resize_columns`). Rows are blended with ResizeBilinear's own weights and formula,
+    top + (bottom - top) * weight in float32, then cast to `dtype`."""
+    lower, upper, weight = interpolation_rows(in_height, out_height, align_corners)
+    top = tf.gather(columns, lower[start:stop] - first, axis=1)
+    bottom = tf.gather(columns, upper[start:stop] - first, axis=1)
+    rows = top + (bottom - top) * tf.constant(weight[start:stop].reshape(1, -1, 1, 1))
+    return tf.cast(rows, dtype)

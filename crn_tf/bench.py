@@ -219,7 +219,7 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
         traces.append(1)  # Python side effect: runs only while tracing
         return inference.forward(model, x, banded=config.low_memory)  # what synthesize() runs
 
-    compiled = tf.function(generate, jit_compile=config.xla)
+    compiled = tf.function(generate, jit_compile=config.xla, autograph=False)
     forward = lambda: compiled(layout)  # noqa: E731
     gpu_memory_reset()
     times = time_runs(lambda: _sync(forward()), config.runs, config.warmup)

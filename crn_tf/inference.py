@@ -91,6 +91,7 @@ def forward_function(model, banded: bool, band_rows: int | None = None, band_byt
         functions[key] = tf.function(
             lambda x: forward(model_ref(), x, banded=banded, band_rows=band_rows, band_bytes=band_bytes),
             reduce_retracing=not banded,
+            autograph=False,  # plain Python loops over modules and bands: nothing for AutoGraph to convert
         )
     return functions[key]
 
@@ -170,16 +171,23 @@ def norm_leaky_relu(norm, x: tf.Tensor, leak: float) -> tf.Tensor:
 def norm_leaky_relu_bands(norm, bands: list, leak: float, order: BandOrder) -> None:
     """LReLU(norm(x)) of the tensor held as row `bands`, in place, band by band."""
     scale, shift = norm.affine(*banded_moments(bands, order))
-    map_bands(lambda band: affine_leaky_relu(band, scale, shift, leak), bands, order)
+    map_bands(affine_leaky_relu_function(bands[0], scale, shift, leak), bands, order)
 
 
 def affine_leaky_relu(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float) -> tf.Tensor:
     """max(leak * y, y) for y = x * scale + shift (float32 per-channel `scale`, `shift` as
     `LayerNorm.affine` gives them), as `LayerNorm.normalize` and the module's LReLU compute it;
     as one fused op where `fused_affine_leaky_relu_applies`."""
-    if fused_affine_leaky_relu_applies(x):
-        return affine_leaky_relu_1x1(x, scale, shift, leak)
-    return tf.nn.leaky_relu(x * tf.cast(scale, x.dtype) + tf.cast(shift, x.dtype), alpha=leak)
+    return affine_leaky_relu_function(x, scale, shift, leak)(x)
+
+
+def affine_leaky_relu_function(like: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float):
+    """`affine_leaky_relu` with these `scale` and `shift` as a function of tensors like `like`
+    (same dtype, batch and channels), its constants made once (for all the bands of a tensor)."""
+    if fused_affine_leaky_relu_applies(like):
+        return affine_leaky_relu_1x1(like, scale, shift, leak)
+    scale, shift = tf.cast(scale, like.dtype), tf.cast(shift, like.dtype)
+    return lambda x: tf.nn.leaky_relu(x * scale + shift, alpha=leak)
 
 
 def fused_affine_leaky_relu_applies(x: tf.Tensor) -> bool:
@@ -194,8 +202,9 @@ def fused_affine_leaky_relu_applies(x: tf.Tensor) -> bool:
     )
 
 
-def affine_leaky_relu_1x1(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float) -> tf.Tensor:
-    """max(leak * y, y) for y = x * scale + shift (per channel, batch 1), as ONE oneDNN primitive.
+def affine_leaky_relu_1x1(like: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float):
+    """x -> max(leak * y, y) for y = x * scale + shift (per channel, batch 1), as ONE oneDNN
+    primitive, for tensors x like `like`.
 
     On CPUs TensorFlow's bfloat16 elementwise kernels take three slow passes for the multiply,
     the add and the LReLU; written as a 1x1 convolution with the diagonal kernel diag(scale)
@@ -203,11 +212,11 @@ def affine_leaky_relu_1x1(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak
     multiply-adds per pixel are by zero and cost less than the passes they replace). The
     result is x * scale + shift accumulated in float32 and rounded once: the same maths.
     """
-    channels = int(x.shape[-1])
+    channels, dtype = int(like.shape[-1]), like.dtype
     # A grouped conv of 64-channel groups (block-diagonal; each block diagonal) does 64 instead
     # of C multiply-adds per output: output channel o reads input o % n of its group.
     n = GROUP_SIZE if channels % GROUP_SIZE == 0 else channels
-    kernel = tf.tile(tf.eye(n, dtype=x.dtype), (1, channels // n)) * tf.cast(tf.reshape(scale, (1, channels)), x.dtype)
-    y = tf.nn.conv2d(x, kernel[tf.newaxis, tf.newaxis], 1, "VALID")  # kernel (1, 1, n, C)
-    y = tf.nn.bias_add(y, tf.cast(tf.reshape(shift, [-1]), x.dtype))
-    return tf.nn.leaky_relu(y, alpha=leak)
+    kernel = tf.tile(tf.eye(n, dtype=dtype), (1, channels // n)) * tf.cast(tf.reshape(scale, (1, channels)), dtype)
+    kernel = kernel[tf.newaxis, tf.newaxis]  # (1, 1, n, C)
+    bias = tf.cast(tf.reshape(shift, [-1]), dtype)
+    return lambda x: tf.nn.leaky_relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias), alpha=leak)

@@ -46,7 +46,8 @@ def plain_pass_bytes(model, batch_size: int = 1) -> int:
         previous = width_d
     height, width = model.output_size
     layout = batch_size * height * width * channels * (4 + size) * 4 // 3  # the pyramid: 1 + 1/4 + 1/16 ...
-    kernels = 0 if size == 4 else size * sum(
+    # Kernels stored in float32 but computed in bf16/fp16 (a mixed policy) are cast at every call.
+    kernels = 0 if model.dtype_policy.variable_dtype == model.compute_dtype else size * sum(
         int(w.shape.num_elements()) for w in model.weights if len(w.shape) == 4
     )
     return peak + layout + kernels

@@ -87,7 +87,7 @@ def test_fused_affine_leaky_relu_matches_numpy(rng, channels):
     x = tf.cast(rng.normal(size=(1, 6, 10, channels)).astype(np.float32), tf.bfloat16)
     scale = rng.uniform(-1.5, 1.5, size=(1, 1, 1, channels)).astype(np.float32)
     shift = rng.normal(size=(1, 1, 1, channels)).astype(np.float32)
-    got = tf.function(lambda v: affine_leaky_relu_1x1(v, scale, shift, 0.2))(x)
+    got = tf.function(lambda v: affine_leaky_relu_1x1(v, scale, shift, 0.2)(v))(x)
     assert got.dtype == tf.bfloat16
     s16 = tf.cast(tf.cast(scale, tf.bfloat16), tf.float32).numpy()
     t16 = tf.cast(tf.cast(shift, tf.bfloat16), tf.float32).numpy()

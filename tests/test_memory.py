@@ -30,11 +30,12 @@ def test_plain_pass_estimate_by_hand():
     assert memory.plain_pass_bytes(bf16) == expected + 16 * 32 * 20 * (4 + 2) * 4 // 3 + kernels
 
 
-def test_paper_1024p_estimate_is_in_the_measured_range():
-    # BENCHMARKS.md: the plain 1024p graph took 2.5-2.9 GB above the loaded model in bf16 and
-    # 3.5-4.3 GB in fp32; the estimate must not be below what was measured.
-    assert 3.0e9 < memory.plain_pass_bytes(CRN.from_preset("1024p", dtype="bfloat16")) < 5e9
-    assert 4.3e9 < memory.plain_pass_bytes(CRN.from_preset("1024p")) < 7e9
+def test_paper_1024p_estimate_is_above_what_was_measured():
+    # BENCHMARKS.md: on the AMD machine the plain 1024p graph grew the process's RSS by
+    # 2.3e9 bytes in bf16 (kernels stored in bf16) and 4.0e9 in fp32 (first call, tracing
+    # included); the estimate must not be below that, nor far above.
+    assert 2.3e9 < memory.plain_pass_bytes(CRN.from_preset("1024p", dtype="bfloat16")) < 4.6e9
+    assert 4.0e9 < memory.plain_pass_bytes(CRN.from_preset("1024p")) < 8.0e9
 
 
 def test_choice_on_off_auto(monkeypatch):
