@@ -4,30 +4,35 @@ The building blocks of `crn_tf.inference`'s low-memory pass. A tensor `(B, H, W,
 as a list of row bands `(B, rows, W, C)`; a 3x3 SAME convolution of it is computed band by
 band, each band reading one row of each neighbour (the halo) and keeping its own rows, which
 are exactly the full convolution's. Every function works eagerly and inside a `tf.function`;
-in a graph, a `BandOrder` makes each band's ops wait for the previous band's result, so that
+in a graph, a `BandOrder` makes each band's inputs wait for the previous band's result, so that
 the executor computes one band at a time (as eager execution does) instead of starting every
 band at once and holding them all.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 
 class BandOrder:
-    """One band after another in a graph: the ops made under `next()` wait for the tensor last
-    passed to `done()`. No-op when executing eagerly (ops run in program order there)."""
+    """One band after another in a graph: `gate(x)` passes `x` on (an identity, no copy) only
+    once the tensor last passed to `done()` exists, so whatever is computed from it waits.
+
+    The control dependency sits on the gate alone, not on the band's compute ops, which keeps
+    them fusable by TensorFlow's remapper (a convolution with a control input is not fused
+    with its bias and activation). No-op when executing eagerly (ops run in program order).
+    """
 
     def __init__(self):
         self._last: tf.Tensor | None = None
 
-    @contextlib.contextmanager
-    def next(self) -> Iterator[None]:
-        with tf.control_dependencies([] if self._last is None else [self._last]):
-            yield
+    def gate(self, tensor: tf.Tensor) -> tf.Tensor:
+        if self._last is None or tf.executing_eagerly():
+            return tensor
+        with tf.control_dependencies([self._last]):
+            return tf.identity(tensor)
 
     def done(self, tensor: tf.Tensor) -> tf.Tensor:
         self._last = tensor
@@ -58,23 +63,21 @@ def banded_moments(bands: Sequence[tf.Tensor], order: BandOrder) -> tuple[tf.Ten
     count = float(sum(int(b.shape[1]) for b in bands) * int(bands[0].shape[2]) * int(bands[0].shape[3]))
     sums = []
     for band in bands:
-        with order.next():
-            sums.append(order.done(tf.reduce_sum(tf.cast(band, tf.float32), axis=[1, 2, 3], keepdims=True)))
+        sums.append(order.done(tf.reduce_sum(tf.cast(order.gate(band), tf.float32), axis=[1, 2, 3], keepdims=True)))
     mean = tf.add_n(sums) / count
     squares = []
     for band in bands:
-        with order.next():
-            deviation = tf.math.squared_difference(tf.cast(band, tf.float32), mean)
-            squares.append(order.done(tf.reduce_sum(deviation, axis=[1, 2, 3], keepdims=True)))
+        deviation = tf.math.squared_difference(tf.cast(order.gate(band), tf.float32), mean)
+        squares.append(order.done(tf.reduce_sum(deviation, axis=[1, 2, 3], keepdims=True)))
     return mean, tf.add_n(squares) / count
 
 
-def map_bands(function: Callable[[tf.Tensor], tf.Tensor], bands: list, order: BandOrder) -> None:
-    """bands[i] = function(bands[i]), one band at a time, in place (each input band is released
-    as its output is made)."""
+def map_bands(function: Callable[[tf.Tensor], tf.Tensor], bands: list) -> None:
+    """bands[i] = function(bands[i]) for a band-to-band `function`, in place. Not gated: each
+    output replaces its input, so whatever order the executor picks holds at most one extra
+    band per thread, and `function` (the fused norm conv) stays fusable."""
     for i in range(len(bands)):
-        with order.next():
-            bands[i] = order.done(function(bands[i]))
+        bands[i] = function(bands[i])
 
 
 def banded_conv1(
@@ -100,19 +103,17 @@ def banded_conv1(
         stop = min(start + band_rows, height)
         low, high = max(start - 1, 0), min(stop + 1, height)  # with the 1-row halo
         first, last = int(lower[low:high].min()), int(upper[low:high].max()) + 1
-        with order.next():
-            source = feature_rows(features, starts, first, last)  # (B, last - first, w, d_prev)
-            columns = resize_columns(source, width, module.align_corners)  # (B, last - first, W, d_prev) float32
-            pieces, piece_order = [], BandOrder()
-            for a in range(low, high, blend_rows):
-                with piece_order.next():
-                    piece = blend_rows_of(columns, first, int(starts[-1]), a, min(a + blend_rows, high), height,
-                                          module.align_corners, source.dtype)
-                    pieces.append(piece_order.done(piece))
-            upsampled = join_bands(pieces)  # (B, high - low, W, d_prev)
-            merged = tf.concat([upsampled, tf.cast(layout[:, low:high], module.compute_dtype)], axis=-1)
-            out = conv(merged)  # (B, high - low, W, d) from (B, high - low, W, d_prev + C)
-            bands.append(order.done(out[:, start - low : stop - low]))
+        source = feature_rows(features, starts, first, last, order.gate)  # (B, last - first, w, d_prev)
+        columns = resize_columns(source, width, module.align_corners)  # (B, last - first, W, d_prev) float32
+        pieces, piece_order = [], BandOrder()
+        for a in range(low, high, blend_rows):
+            piece = blend_rows_of(piece_order.gate(columns), first, int(starts[-1]), a, min(a + blend_rows, high),
+                                  height, module.align_corners, source.dtype)
+            pieces.append(piece_order.done(piece))
+        upsampled = join_bands(pieces)  # (B, high - low, W, d_prev)
+        merged = tf.concat([upsampled, tf.cast(order.gate(layout)[:, low:high], module.compute_dtype)], axis=-1)
+        out = conv(merged)  # (B, high - low, W, d) from (B, high - low, W, d_prev + C)
+        bands.append(order.done(out[:, start - low : stop - low]))
         needed = int(lower[max(stop - 1, 0)])  # the first feature row a later band may read
         for j in range(len(features)):
             if starts[j + 1] <= needed:
@@ -121,12 +122,16 @@ def banded_conv1(
     return bands
 
 
-def feature_rows(bands: Sequence[tf.Tensor], starts: np.ndarray, first: int, last: int) -> tf.Tensor:
-    """Rows [first, last) of the tensor held as row `bands` (band j starts at row starts[j])."""
+def feature_rows(
+    bands: Sequence[tf.Tensor], starts: np.ndarray, first: int, last: int, gate: Callable = lambda band: band
+) -> tf.Tensor:
+    """Rows [first, last) of the tensor held as row `bands` (band j starts at row starts[j]),
+    each band read through `gate` (a `BandOrder.gate`)."""
     parts = []
     for j, band in enumerate(bands):
         a, b = max(first, int(starts[j])), min(last, int(starts[j + 1]))
         if a < b:
+            band = gate(band)
             parts.append(band if (a, b) == (starts[j], starts[j + 1]) else band[:, a - int(starts[j]) : b - int(starts[j])])
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
 
@@ -137,11 +142,11 @@ def banded_conv(conv, bands: list, order: BandOrder) -> list:
     convolution's). Input bands are released as soon as no output band needs them."""
     outputs = []
     for i in range(len(bands)):
-        with order.next():
-            above = [bands[i - 1][:, -1:]] if i > 0 else []
-            below = [bands[i + 1][:, :1]] if i + 1 < len(bands) else []
-            out = conv(tf.concat(above + [bands[i]] + below, axis=1) if above or below else bands[i])
-            outputs.append(order.done(out[:, len(above) : int(out.shape[1]) - len(below)]))
+        above = [order.gate(bands[i - 1])[:, -1:]] if i > 0 else []
+        below = [order.gate(bands[i + 1])[:, :1]] if i + 1 < len(bands) else []
+        band = order.gate(bands[i])
+        out = conv(tf.concat(above + [band] + below, axis=1) if above or below else band)
+        outputs.append(order.done(out[:, len(above) : int(out.shape[1]) - len(below)]))
         if i > 0:
             bands[i - 1] = None  # its last row was the halo of band i
     bands.clear()

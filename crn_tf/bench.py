@@ -33,6 +33,7 @@ from crn_tf.precision import INFERENCE_POLICIES, PRECISION_POLICIES
 PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
 """--precision -> Keras dtype policy of a training step's generator and VGG (None = float32)."""
 MODES = ("generator", "train", "both")
+LOW_MEMORY_MODES = ("off", "on", "ab")
 RESULT_PREFIX = "CRN_BENCH_RESULT "
 
 
@@ -54,7 +55,7 @@ class BenchConfig:
     runs: int = 5
     warmup: int = 1
     mode: str = "generator"
-    low_memory: bool = False
+    low_memory: str = "off"  # off | on | ab (both passes in one process, timed alternately)
     recompute: bool = False
     recompute_scope: str = "all"
     peak: str = "full"
@@ -85,7 +86,9 @@ class BenchConfig:
                 raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or self.width_multiplier <= 0:
             raise BenchError("--warmup must be >= 0 and --width-multiplier > 0")
-        if self.low_memory and self.xla:
+        if self.low_memory not in LOW_MEMORY_MODES:
+            raise BenchError(f"--low-memory must be one of {LOW_MEMORY_MODES}, got {self.low_memory!r}")
+        if self.low_memory != "off" and self.xla:
             raise BenchError("--low-memory orders its bands with control dependencies for TensorFlow's executor; "
                              "XLA schedules memory itself: it cannot be combined with --xla")
         if self.recompute_scope not in ("generator", "all"):
@@ -96,7 +99,7 @@ class BenchConfig:
                              "batch 1) in fp32 or bf16")
         if self.torch_python and self.mode != "generator" and self.preset == "512p":
             raise BenchError("the PyTorch training-step peer runs 256p and 1024p only")
-        if self.low_memory and self.mode != "generator":
+        if self.low_memory != "off" and self.mode != "generator":
             raise BenchError("--low-memory is an inference path: use it with --mode generator")
 
 
@@ -215,29 +218,50 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
     layout = random_layout(model, config.batch_size, dtype=model.compute_dtype)
     traces = []
 
-    def generate(x):
-        traces.append(1)  # Python side effect: runs only while tracing
-        return inference.forward(model, x, banded=config.low_memory)  # what synthesize() runs
+    def compile_pass(banded: bool):
+        def generate(x):
+            traces.append(banded)  # Python side effect: runs only while tracing
+            return inference.forward(model, x, banded=banded)  # what synthesize() runs
 
-    compiled = tf.function(generate, jit_compile=config.xla, autograph=False)
-    forward = lambda: compiled(layout)  # noqa: E731
+        compiled = tf.function(generate, jit_compile=config.xla, autograph=False)
+        return lambda: _sync(compiled(layout))
+
     gpu_memory_reset()
-    times = time_runs(lambda: _sync(forward()), config.runs, config.warmup)
+    ab = None
+    if config.low_memory == "ab":
+        # Both passes in this process, timed alternately: the load moves both alike.
+        passes = {"plain": compile_pass(False), "banded": compile_pass(True)}
+        first = {name: time_runs(run, 1, 0)[0] for name, run in passes.items()}  # tracing included
+        for run in passes.values():
+            time_runs(run, 0, config.warmup)
+        timed = {name: [] for name in passes}
+        for _ in range(config.runs):
+            for name, run in passes.items():
+                timed[name] += time_runs(run, 1, 0)
+        ab = {name: summarize_times(times) for name, times in timed.items()}
+        ab["first_call_s"] = first
+        ab["banded_over_plain"] = ab["banded"]["median_s"] / ab["plain"]["median_s"]
+        times, forward = timed["banded"], passes["banded"]
+    else:
+        forward = compile_pass(config.low_memory == "on")
+        times = time_runs(forward, config.runs, config.warmup)
     peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
     per_layout = flops.generator_flops(model)
     summary = summarize_times(times)
-    profile = _profile(lambda: _sync(forward())) if config.profile else None
+    profile = _profile(forward) if config.profile else None
+    path = {"off": "tf.function", "on": "tf.function, banded low-memory pass",
+            "ab": "tf.function, banded low-memory pass (A/B against the plain pass)"}[config.low_memory]
     return {
         "what": "generator",
         "model": model_description(model),
-        "path": ("tf.function, banded low-memory pass" if config.low_memory
-                 else "tf.function + XLA" if config.xla else "tf.function"),
+        "path": path + (" + XLA" if config.xla else ""),
         **summary,
         "layouts_per_s": config.batch_size / summary["median_s"],
         "images_per_s": config.batch_size * model.num_images / summary["median_s"],
         "flops_per_layout": per_layout,
         "achieved_tflops": per_layout * config.batch_size / summary["median_s"] / 1e12,
-        "traces": len(traces),
+        "traces": len(traces) // (2 if ab else 1),
+        "ab": ab,
         "rss_before_model_bytes": rss_before,
         "peak_rss_bytes": peak_rss,
         "gpu_peak_bytes": gpu_peak,
@@ -427,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=5, help="timed runs (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument("--mode", default="generator", help="generator, train or both (default generator)")
-    parser.add_argument("--low-memory", action="store_true", help="generator: the banded low-memory inference path")
+    parser.add_argument("--low-memory", nargs="?", const="on", default="off",
+                        help="generator: on = time the banded low-memory pass (a bare --low-memory), ab = time it "
+                             "and the plain pass alternately in one process and print their ratio (default off)")
     parser.add_argument("--recompute", action="store_true",
                         help="train: recompute activations in the backward pass (gradient checkpointing)")
     parser.add_argument("--recompute-scope", default="all",

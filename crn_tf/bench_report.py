@@ -65,7 +65,17 @@ def format_report(report: dict[str, Any]) -> str:
             + (f" = {100 * util:.1f}% {result['utilisation_note']}" if util is not None
                else f"; utilisation not given: {result.get('utilisation_note')}")
         )
+        ab = result.get("ab")
+        if ab:
+            lines.append(
+                f"  A/B in one process, alternating: plain median {ab['plain']['median_s']:.4f} s (min "
+                f"{ab['plain']['min_s']:.4f}), banded {ab['banded']['median_s']:.4f} s (min {ab['banded']['min_s']:.4f}): "
+                f"banded/plain = {ab['banded_over_plain']:.3f}; first calls (tracing included, plain first) "
+                f"{ab['first_call_s']['plain']:.3f} / {ab['first_call_s']['banded']:.3f} s"
+            )
         memory = f"  peak RSS {_mb(result['peak_rss_bytes'])} (before the model {_mb(result['rss_before_model_bytes'])})"
+        if ab:
+            memory += " (both passes: the plain one's)"
         if result.get("gpu_peak_bytes") is not None:
             memory += f"; GPU peak {_mb(result['gpu_peak_bytes'])}"
         if result.get("traces") is not None:

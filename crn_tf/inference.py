@@ -125,8 +125,7 @@ def forward(
         # The 1x1 output conv is per pixel: band by band, then the model's own arrangement.
         order, outputs = BandOrder(), []
         for band in features:
-            with order.next():
-                outputs.append(order.done(model.output_conv(tf.cast(band, tf.float32))))
+            outputs.append(order.done(model.output_conv(tf.cast(order.gate(band), tf.float32))))
         features.clear()
         return model.arrange_images(join_bands(outputs))
     return model.to_images(features)
@@ -171,7 +170,7 @@ def norm_leaky_relu(norm, x: tf.Tensor, leak: float) -> tf.Tensor:
 def norm_leaky_relu_bands(norm, bands: list, leak: float, order: BandOrder) -> None:
     """LReLU(norm(x)) of the tensor held as row `bands`, in place, band by band."""
     scale, shift = norm.affine(*banded_moments(bands, order))
-    map_bands(affine_leaky_relu_function(bands[0], scale, shift, leak), bands, order)
+    map_bands(affine_leaky_relu_function(bands[0], scale, shift, leak), bands)
 
 
 def affine_leaky_relu(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float) -> tf.Tensor:
