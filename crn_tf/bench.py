@@ -2,10 +2,11 @@
 
 For the generator alone and for a full training step (generator + VGG loss + backward + Adam),
 it prints the median and spread of N timed runs after warm-up, images/s, the FLOPs per layout
-from the configuration (`crn_tf.flops`), the device's own peak in the same precision (a large
-matmul and large 3x3 convolutions timed right before), the utilisation (model FLOP/s over the
-conv peak), the peak memory and the machine. Each measurement runs in its own subprocess, so
-its peak RSS (VmHWM, per process) is its own.
+from the configuration (`crn_tf.flops`), the device's own peak in the same precision, measured
+on the workload's own heaviest convolution shapes right before and right after the model
+(`crn_tf.peaks`), the utilisation (model FLOP/s over that conv peak; not printed when it
+cannot be backed), the peak memory and the machine (`crn_tf.machine`). Each measurement runs
+in its own subprocess, so its peak RSS (VmHWM, per process) is its own.
 
 Examples:
     python -m crn_tf.bench --preset 256p --precision bf16 --mode generator
@@ -18,26 +19,22 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any, Callable, Sequence
 
-from crn_tf.precision import PRECISION_POLICIES
+from crn_tf import machine, peaks, torch_peer
+from crn_tf.bench_report import format_report
+from crn_tf.machine import current_rss_bytes, gpu_memory_reset, gpu_peak_bytes, load_average, peak_rss_bytes
+from crn_tf.precision import INFERENCE_POLICIES, PRECISION_POLICIES
 from crn_tf.quiet import quiet_start
 
 PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
-"""--precision -> Keras dtype policy of the generator and VGG (None = float32)."""
-COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+"""--precision -> Keras dtype policy of a training step's generator and VGG (None = float32)."""
 MODES = ("generator", "train", "both")
-PEAK_SHAPES = {
-    # matmul n (n x n times n x n); 3x3 convs (height, width, in, out) at batch 1, the sizes of
-    # the 256p model's heaviest layers.
-    "full": {"matmul": 4096, "convs": ((64, 128, 1024, 1024), (128, 256, 512, 512))},
-    "quick": {"matmul": 512, "convs": ((16, 32, 64, 64),)},
-}
+LOW_MEMORY_MODES = ("off", "on", "ab")
 RESULT_PREFIX = "CRN_BENCH_RESULT "
 
 
@@ -59,7 +56,7 @@ class BenchConfig:
     runs: int = 5
     warmup: int = 1
     mode: str = "generator"
-    low_memory: bool = False
+    low_memory: str = "off"  # off | on | ab (both passes in one process, timed alternately)
     recompute: bool = False
     recompute_scope: str = "all"
     peak: str = "full"
@@ -68,6 +65,7 @@ class BenchConfig:
     isolate: bool = True
     torch_python: str | None = None
     torch_script: str | None = None
+    torch_train_script: str | None = None
     profile: bool = False
     memory_guard_gb: float = 1.0
 
@@ -82,169 +80,28 @@ class BenchConfig:
             raise BenchError(f"unknown precision {self.precision!r}; choose one of {sorted(PRECISIONS)}")
         if self.mode not in MODES:
             raise BenchError(f"unknown mode {self.mode!r}; choose one of {MODES}")
-        if self.peak not in (*PEAK_SHAPES, "off"):
-            raise BenchError(f"--peak must be one of {(*PEAK_SHAPES, 'off')}, got {self.peak!r}")
+        if self.peak not in (*peaks.PEAK_MODES, "off"):
+            raise BenchError(f"--peak must be one of {(*peaks.PEAK_MODES, 'off')}, got {self.peak!r}")
         for name in ("batch_size", "runs", "peak_runs"):
             if getattr(self, name) < 1:
                 raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or self.width_multiplier <= 0:
             raise BenchError("--warmup must be >= 0 and --width-multiplier > 0")
-        if self.low_memory and self.xla:
-            raise BenchError("--low-memory runs eagerly, module by module; it cannot be combined with --xla")
+        if self.low_memory not in LOW_MEMORY_MODES:
+            raise BenchError(f"--low-memory must be one of {LOW_MEMORY_MODES}, got {self.low_memory!r}")
+        if self.low_memory != "off" and self.xla:
+            raise BenchError("--low-memory orders its bands with control dependencies for TensorFlow's executor; "
+                             "XLA schedules memory itself: it cannot be combined with --xla")
         if self.recompute_scope not in ("generator", "all"):
             raise BenchError(f"--recompute-scope must be generator or all, got {self.recompute_scope!r}")
         if self.torch_python and (self.size is not None or self.width_multiplier != 1.0 or self.batch_size != 1
                                   or self.precision == "fp16" or self.num_images is not None):
             raise BenchError("the PyTorch peer only runs the presets as they are (full width, the preset's k, "
                              "batch 1) in fp32 or bf16")
-        if self.low_memory and self.mode != "generator":
+        if self.torch_python and self.mode != "generator" and self.preset == "512p":
+            raise BenchError("the PyTorch training-step peer runs 256p and 1024p only")
+        if self.low_memory != "off" and self.mode != "generator":
             raise BenchError("--low-memory is an inference path: use it with --mode generator")
-
-
-# === Machine ===
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform's guess elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def bf16_path(flags: set[str] | None = None) -> str:
-    """Which bf16 matrix path the CPU has: AMX tiles, AVX-512 BF16 dot products only, or none."""
-    flags = cpu_flags() if flags is None else flags
-    if "amx_bf16" in flags:
-        return "AMX (amx_bf16" + (", avx512_bf16)" if "avx512_bf16" in flags else ")")
-    if "avx512_bf16" in flags:
-        return "AVX-512 BF16 only (no AMX)"
-    return "none (bf16 is converted to fp32)"
-
-
-def load_average() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    """Device, CPU, bf16 path, TensorFlow/Keras versions and threads (imports TensorFlow)."""
-    import keras
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        device = f"GPU: {details.get('device_name', gpus[0].name)}" + (f" (x{len(gpus)})" if len(gpus) > 1 else "")
-    else:
-        device = f"CPU: {cpu_model()}"
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "device": device,
-        "cpu": cpu_model(),
-        "cpu_bf16_path": bf16_path(),
-        "cores_available": affinity,
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or affinity,
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or affinity,
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-    }
-
-
-# === Memory ===
-
-def _proc_status_bytes(field: str) -> int | None:
-    """A memory field of /proc/self/status (e.g. "VmHWM"), in bytes; None where /proc is missing."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_bytes() -> int | None:
-    """This process's peak resident set (VmHWM), in bytes; getrusage where /proc is missing."""
-    peak = _proc_status_bytes("VmHWM")
-    if peak is not None:
-        return peak
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    except (ImportError, OSError):
-        return None
-
-
-def current_rss_bytes() -> int | None:
-    """This process's resident set now (VmRSS), in bytes."""
-    return _proc_status_bytes("VmRSS")
-
-
-def gpu_memory_reset() -> None:
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.reset_memory_stats("GPU:0")
-
-
-def gpu_peak_bytes() -> int | None:
-    import tensorflow as tf
-
-    if not tf.config.list_physical_devices("GPU"):
-        return None
-    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-
-
-def available_memory_bytes() -> int | None:
-    """MemAvailable of the machine (/proc/meminfo), in bytes."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def start_memory_guard(min_available_bytes: int, interval: float = 0.05) -> None:
-    """Ends this process (exit 3, one line on stderr) if the machine's available memory falls
-    below `min_available_bytes`: a benchmark must not push a shared machine into the OOM killer."""
-    import threading
-
-    def watch():
-        while True:
-            available = available_memory_bytes()
-            if available is not None and available < min_available_bytes:
-                rss = current_rss_bytes() or 0
-                print(f"error: stopped by the memory guard: the machine had {available / 2**30:.2f} GiB available "
-                      f"(< {min_available_bytes / 2**30:.2f}) at this process's RSS {rss / 2**30:.2f} GiB",
-                      file=sys.stderr, flush=True)
-                os._exit(3)
-            time.sleep(interval)
-
-    threading.Thread(target=watch, daemon=True, name="memory-guard").start()
 
 
 # === Timing ===
@@ -281,57 +138,53 @@ def _sync(tensor) -> None:
     tf.reshape(tensor, [-1])[0].numpy()
 
 
-def measure_peaks(precision: str, shapes: str = "full", runs: int = 3) -> dict[str, Any]:
-    """The device's own matmul and 3x3 convolution rates in `precision`, TFLOP/s.
-
-    `conv_peak_tflops` is the best of the convolutions: the denominator of utilisation.
-    """
-    import tensorflow as tf
-
-    dtype = COMPUTE_DTYPES[precision]
-    spec = PEAK_SHAPES[shapes]
-    generator = tf.random.Generator.from_seed(0)
-    n = spec["matmul"]
-    a = tf.cast(generator.normal((n, n)), dtype)
-    b = tf.cast(generator.normal((n, n)), dtype)
-    matmul = tf.function(lambda: tf.matmul(a, b))
-    times = time_runs(lambda: _sync(matmul()), runs, warmup=1)
-    median = statistics.median(times)
-    result = {
-        "precision": precision,
-        "dtype": dtype,
-        "matmul": {"n": n, "median_s": median, "tflops": 2 * n**3 / median / 1e12},
-        "convs": [],
-    }
-    del a, b
-    for height, width, cin, cout in spec["convs"]:
-        x = tf.cast(generator.normal((1, height, width, cin)), dtype)
-        kernel = tf.cast(generator.normal((3, 3, cin, cout), stddev=0.02), dtype)
-        conv = tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "SAME"))
-        times = time_runs(lambda: _sync(conv()), runs, warmup=1)
-        median = statistics.median(times)
-        flops = 2 * height * width * 9 * cin * cout
-        result["convs"].append(
-            {"shape": [1, height, width, cin, cout], "median_s": median, "tflops": flops / median / 1e12}
-        )
-    result["matmul_peak_tflops"] = result["matmul"]["tflops"]
-    result["conv_peak_tflops"] = max(c["tflops"] for c in result["convs"])
+def measure_peaks(config: BenchConfig) -> dict[str, Any]:
+    """The device's conv (and matmul) rates on the heaviest conv shapes of the configured
+    workload(s) (`crn_tf.peaks`), and the share of each workload's conv FLOPs they carry."""
+    model = generator_geometry(config)
+    parts = ("generator", "train") if config.mode == "both" else (config.mode,)
+    shapes = []
+    for part in parts:
+        shapes += [s for s in peaks.peak_shapes(model, part, config.batch_size, config.peak)
+                   if s.key not in {t.key for t in shapes}]
+    runs = peaks.PEAK_MODES[config.peak]["runs"] or config.peak_runs
+    result = peaks.measure_peaks(config.precision, shapes, runs, time_runs, _sync)
+    result.update({"mode": config.peak, "workload": " and ".join(parts), "runs": runs})
+    result["coverage"] = {part: peaks.coverage(shapes, peaks.workload_convs(model, part, config.batch_size))
+                          for part in ("generator", "train")}
     return result
 
 
 # === The model ===
 
-def build_generator(config: BenchConfig):
-    """The benchmarked CRN (built, random Glorot weights) in the configured precision."""
+def _generator_args(config: BenchConfig) -> dict[str, Any]:
     from crn_tf.model import parse_size
-    from crn_tf.training.modules import build_model
 
-    mixed = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}[config.precision]
-    size = None if config.size is None else "x".join(map(str, parse_size(config.size)))
-    return build_model(
-        config.preset, num_classes=19, size=size, width_multiplier=config.width_multiplier,
-        num_images=config.num_images, mixed_precision=mixed, recompute=config.recompute,
-    )
+    args: dict[str, Any] = {"num_classes": 19, "recompute": config.recompute}
+    if config.size is not None:
+        args["output_size"] = parse_size(config.size)
+    return args
+
+
+def generator_geometry(config: BenchConfig):
+    """The benchmarked CRN unbuilt (no weights): its sizes, widths and k."""
+    from crn_tf.model import CRN
+
+    return CRN.from_preset(config.preset, num_images=config.num_images, width_multiplier=config.width_multiplier,
+                           **_generator_args(config))
+
+
+def build_generator(config: BenchConfig, inference: bool = False):
+    """The benchmarked CRN (built, random Glorot weights) in the configured precision: the
+    training step's mixed policy, or with `inference` the policy demo loads a model with
+    (`crn_tf.precision.INFERENCE_POLICIES`: kernels stored in the compute dtype)."""
+    from crn_tf.model import CRN
+
+    policy = (INFERENCE_POLICIES if inference else PRECISIONS)[config.precision]
+    model = CRN.from_preset(config.preset, num_images=config.num_images, width_multiplier=config.width_multiplier,
+                            **_generator_args(config), **({"dtype": policy} if policy else {}))
+    model.build()
+    return model
 
 
 def random_layout(model, batch_size: int, seed: int = 0, dtype: str = "float32"):
@@ -355,42 +208,61 @@ def model_description(model) -> dict[str, Any]:
 
 
 def measure_generator(config: BenchConfig) -> dict[str, Any]:
-    """Times the generator's forward pass (a tf.function, or the eager low-memory path)."""
+    """Times the generator's forward pass as `crn_tf.inference.synthesize` runs it (plain or banded)."""
     import tensorflow as tf
 
     from crn_tf import flops, inference
 
     rss_before = current_rss_bytes()
-    model = build_generator(config)
+    model = build_generator(config, inference=True)
     # The layout in the compute dtype, as a demo would hand it over (one-hot is exact in bf16).
     layout = random_layout(model, config.batch_size, dtype=model.compute_dtype)
     traces = []
-    if config.low_memory:
-        forward = lambda: inference.low_memory_forward(model, layout)  # noqa: E731
-    else:
 
+    def compile_pass(banded: bool):
         def generate(x):
-            traces.append(1)  # Python side effect: runs only while tracing
-            return model(x, training=False)
+            traces.append(banded)  # Python side effect: runs only while tracing
+            return inference.forward(model, x, banded=banded)  # what synthesize() runs
 
-        compiled = tf.function(generate, jit_compile=config.xla)
-        forward = lambda: compiled(layout)  # noqa: E731
+        compiled = tf.function(generate, jit_compile=config.xla, autograph=False)
+        return lambda: _sync(compiled(layout))
+
     gpu_memory_reset()
-    times = time_runs(lambda: _sync(forward()), config.runs, config.warmup)
+    ab = None
+    if config.low_memory == "ab":
+        # Both passes in this process, timed alternately: the load moves both alike.
+        passes = {"plain": compile_pass(False), "banded": compile_pass(True)}
+        first = {name: time_runs(run, 1, 0)[0] for name, run in passes.items()}  # tracing included
+        for run in passes.values():
+            time_runs(run, 0, config.warmup)
+        timed = {name: [] for name in passes}
+        for _ in range(config.runs):
+            for name, run in passes.items():
+                timed[name] += time_runs(run, 1, 0)
+        ab = {name: summarize_times(times) for name, times in timed.items()}
+        ab["first_call_s"] = first
+        ab["banded_over_plain"] = ab["banded"]["median_s"] / ab["plain"]["median_s"]
+        times, forward = timed["banded"], passes["banded"]
+    else:
+        forward = compile_pass(config.low_memory == "on")
+        times = time_runs(forward, config.runs, config.warmup)
     peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
     per_layout = flops.generator_flops(model)
     summary = summarize_times(times)
-    profile = _profile(lambda: _sync(forward())) if config.profile else None
+    profile = _profile(forward) if config.profile else None
+    path = {"off": "tf.function", "on": "tf.function, banded low-memory pass",
+            "ab": "tf.function, banded low-memory pass (A/B against the plain pass)"}[config.low_memory]
     return {
         "what": "generator",
         "model": model_description(model),
-        "path": "low-memory (eager, banded)" if config.low_memory else ("tf.function + XLA" if config.xla else "tf.function"),
+        "path": path + (" + XLA" if config.xla else ""),
         **summary,
         "layouts_per_s": config.batch_size / summary["median_s"],
         "images_per_s": config.batch_size * model.num_images / summary["median_s"],
         "flops_per_layout": per_layout,
         "achieved_tflops": per_layout * config.batch_size / summary["median_s"] / 1e12,
-        "traces": len(traces) if not config.low_memory else None,
+        "traces": len(traces) // (2 if ab else 1),
+        "ab": ab,
         "rss_before_model_bytes": rss_before,
         "peak_rss_bytes": peak_rss,
         "gpu_peak_bytes": gpu_peak,
@@ -475,16 +347,16 @@ def run_part(part: str, config: BenchConfig) -> dict[str, Any]:
     """One measurement ("peak", "generator" or "train") in this process."""
     _configure_threads(config.threads)
     if config.isolate and config.memory_guard_gb > 0:
-        start_memory_guard(int(config.memory_guard_gb * 2**30))
+        machine.start_memory_guard(int(config.memory_guard_gb * 2**30))
     if part == "peak":
-        result = measure_peaks(config.precision, config.peak, config.peak_runs)
+        result = measure_peaks(config)
     elif part == "generator":
         result = measure_generator(config)
     elif part == "train":
         result = measure_train(config)
     else:
         raise BenchError(f"unknown benchmark part {part!r}")
-    result["machine"] = machine_info()
+    result["machine"] = machine.machine_info()
     result["load_average"] = load_average()
     return result
 
@@ -504,24 +376,6 @@ def run_part_subprocess(part: str, config: BenchConfig) -> dict[str, Any]:
         raise BenchError(errors[-1][len("error: "):])
     tail = "\n".join(lines[-15:])
     raise BenchError(f"the {part} benchmark process failed (exit {process.returncode}):\n{tail}")
-
-
-def run_torch_peer(config: BenchConfig) -> dict[str, Any]:
-    """Times the PyTorch peer (shared/peers/torch_crn.py) with another Python that has torch."""
-    script = config.torch_script or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "shared", "peers", "torch_crn.py")
-    if not os.path.isfile(script):
-        raise BenchError(f"{script}: no such file (pass --torch-script)")
-    command = [config.torch_python, script, config.preset, config.precision, str(config.runs)]
-    try:
-        process = subprocess.run(command, capture_output=True, text=True)
-    except OSError as error:
-        raise BenchError(f"cannot run the PyTorch peer with {config.torch_python}: {error}") from error
-    if process.returncode != 0:
-        raise BenchError(f"the PyTorch peer failed (exit {process.returncode}): {process.stderr.strip()[-500:]}")
-    line = process.stdout.strip().splitlines()[-1]
-    median = float(line.split("median")[1].split()[0])
-    return {"command": " ".join(command), "output": line, "median_s": median, "load_average": load_average()}
 
 
 def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -548,102 +402,25 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = 
         say("measuring the device peak again...")
         report["peak_after"] = run("peak", config)
         report["peak_after"].pop("machine", None)
-        conv_peak = max(report["peak"]["conv_peak_tflops"], report["peak_after"]["conv_peak_tflops"])
-        matmul_peak = max(report["peak"]["matmul_peak_tflops"], report["peak_after"]["matmul_peak_tflops"])
-        report["conv_peak_tflops"], report["matmul_peak_tflops"] = conv_peak, matmul_peak
-        for part in parts:
-            report[part]["utilisation_of_conv_peak"] = report[part]["achieved_tflops"] / conv_peak
-            report[part]["utilisation_of_matmul_peak"] = report[part]["achieved_tflops"] / matmul_peak
+        report["conv_peak_tflops"] = max(report["peak"]["conv_peak_tflops"], report["peak_after"]["conv_peak_tflops"])
+        report["matmul_peak_tflops"] = max(report["peak"]["matmul_peak_tflops"], report["peak_after"]["matmul_peak_tflops"])
+    for part in parts:
+        util, why = peaks.utilisation(report[part]["achieved_tflops"], [report.get("peak"), report.get("peak_after")], part)
+        report[part]["utilisation_of_conv_peak"], report[part]["utilisation_note"] = util, why
     if "machine" not in report and "peak" in report:
         report["machine"] = report["peak"].pop("machine")
     report.get("peak", {}).pop("machine", None)
-    report["machine"]["precision_policy"] = PRECISIONS[config.precision] or "float32"
+    report["machine"]["precision_policy"] = (INFERENCE_POLICIES if config.mode == "generator" else PRECISIONS)[
+        config.precision] or "float32"
     if config.torch_python:
-        say("timing the PyTorch peer...")
-        report["torch_peer"] = run_torch_peer(config)
-        if "generator" in report:
-            report["torch_peer"]["speedup_of_crn_tf"] = report["torch_peer"]["median_s"] / report["generator"]["median_s"]
+        report["torch_peer"] = {}
+        for part in parts:
+            say(f"timing the PyTorch peer of the {part}...")
+            peer = torch_peer.run_torch_peer(config, part)
+            peer["speedup_of_crn_tf"] = peer["median_s"] / report[part]["median_s"]
+            report["torch_peer"][part] = peer
     report["load_average_end"] = load_average()
     return report
-
-
-# === Output ===
-
-def _mb(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 2**20:,.0f} MB"
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """The human-readable report."""
-    config, machine = report["config"], report.get("machine", {})
-    lines = [
-        f"crn_tf benchmark  {report['date']}  load {report['load_average_start']} -> {report['load_average_end']}",
-        f"machine: {machine.get('device')}; bf16 path: {machine.get('cpu_bf16_path')}; "
-        f"TF {machine.get('tensorflow')}, Keras {machine.get('keras')}; threads intra {machine.get('intra_op_threads')} "
-        f"inter {machine.get('inter_op_threads')} of {machine.get('cores_available')} cores; "
-        f"policy {machine.get('precision_policy')}{', XLA' if config['xla'] else ''}",
-    ]
-    for key, when in (("peak", "before"), ("peak_after", "after")):
-        peak = report.get(key)
-        if not peak:
-            continue
-        convs = ", ".join(
-            f"{'x'.join(map(str, c['shape'][1:3]))} {c['shape'][3]}->{c['shape'][4]}: {c['tflops']:.3f}" for c in peak["convs"]
-        )
-        lines.append(
-            f"device peak {when} ({peak['dtype']}): matmul {peak['matmul']['n']}^3 {peak['matmul_peak_tflops']:.3f} "
-            f"TFLOP/s; 3x3 conv {convs} TFLOP/s -> conv peak {peak['conv_peak_tflops']:.3f} TFLOP/s"
-        )
-    if "conv_peak_tflops" in report:
-        lines.append(f"utilisation is against the higher conv peak: {report['conv_peak_tflops']:.3f} TFLOP/s")
-    for part in ("generator", "train"):
-        result = report.get(part)
-        if not result:
-            continue
-        model = result["model"]
-        lines.append(
-            f"{part}: {model['output_size'][0]}x{model['output_size'][1]}, k={model['num_images']}, "
-            f"widths {model['widths']}, {model['parameters']:,} parameters, batch {config['batch_size']}, {result['path']}"
-            + (f", recompute: {result['recompute']}" if result.get("recompute", "off") != "off" else "")
-        )
-        rate = (
-            f"{result['images_per_s']:.3f} images/s ({result['layouts_per_s']:.3f} layouts/s)"
-            if part == "generator" else f"{result['steps_per_s']:.3f} steps/s ({result['layouts_per_s']:.3f} layouts/s)"
-        )
-        lines.append(
-            f"  time: median {result['median_s']:.4f} s (min {result['min_s']:.4f}, max {result['max_s']:.4f}, "
-            f"spread {100 * result['spread']:.1f}%) over {len(result['times_s'])} runs; {rate}"
-        )
-        flops_line = f"  FLOPs per layout: {result['flops_per_layout'] / 1e9:,.1f} GFLOP"
-        if part == "train":
-            b = result["flops_breakdown"]
-            flops_line += (
-                f" (generator fwd {b['generator_forward'] / 1e9:,.1f} + bwd {b['generator_backward'] / 1e9:,.1f}, "
-                f"VGG fwd {b['vgg_forward'] / 1e9:,.1f} + bwd {b['vgg_backward'] / 1e9:,.1f})"
-            )
-        lines.append(flops_line)
-        util = result.get("utilisation_of_conv_peak")
-        lines.append(
-            f"  achieved {result['achieved_tflops']:.3f} TFLOP/s"
-            + (f" = {100 * util:.1f}% of the conv peak ({100 * result['utilisation_of_matmul_peak']:.1f}% of matmul)" if util is not None else "")
-        )
-        memory = f"  peak RSS {_mb(result['peak_rss_bytes'])} (before the model {_mb(result['rss_before_model_bytes'])})"
-        if result.get("gpu_peak_bytes") is not None:
-            memory += f"; GPU peak {_mb(result['gpu_peak_bytes'])}"
-        if result.get("traces") is not None:
-            memory += f"; traced {result['traces']}x"
-        lines.append(memory + ("" if config["isolate"] else " (one process for all parts: cumulative)"))
-        if result.get("profile"):
-            from crn_tf.profiling import format_profile
-
-            lines.append(format_profile(result["profile"]))
-    peer = report.get("torch_peer")
-    if peer:
-        speedup = peer.get("speedup_of_crn_tf")
-        lines.append(f"PyTorch peer: {peer['output']}" + (f"; crn_tf is {speedup:.2f}x its speed" if speedup else ""))
-    lines.append("FLOPs: 2*H*W*kh*kw*cin*cout per convolution (crn_tf.flops); train step = generator fwd + bwd (~3x fwd) "
-                 "+ VGG-19 to conv5_2 fwd on k+1 images + bwd into the k fakes")
-    return "\n".join(lines)
 
 
 # === CLI ===
@@ -674,19 +451,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=5, help="timed runs (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     parser.add_argument("--mode", default="generator", help="generator, train or both (default generator)")
-    parser.add_argument("--low-memory", action="store_true", help="generator: the banded low-memory inference path")
+    parser.add_argument("--low-memory", nargs="?", const="on", default="off",
+                        help="generator: on = time the banded low-memory pass (a bare --low-memory), ab = time it "
+                             "and the plain pass alternately in one process and print their ratio (default off)")
     parser.add_argument("--recompute", action="store_true",
                         help="train: recompute activations in the backward pass (gradient checkpointing)")
     parser.add_argument("--recompute-scope", default="all",
                         help="with --recompute: 'generator' (CRN(recompute=True) alone, as train.py --recompute) "
                              "or 'all' (also the loss's VGG, crn_tf.recompute; default)")
-    parser.add_argument("--peak", default="full", help="device peak shapes: full, quick or off (default full)")
+    parser.add_argument("--peak", default="full",
+                        help="device peak on the workload's own heaviest conv shapes: full (shapes carrying 75%% of "
+                             "its conv FLOPs, --peak-runs runs), quick (50%%, one run) or off (default full)")
     parser.add_argument("--peak-runs", type=int, default=3)
     parser.add_argument("--threads", type=int, help="TensorFlow intra-op threads (default: TensorFlow's)")
     parser.add_argument("--no-isolate", dest="isolate", action="store_false",
                         help="run every part in this process (faster; peak RSS is then cumulative)")
-    parser.add_argument("--torch-python", help="a Python with torch: also time shared/peers/torch_crn.py")
-    parser.add_argument("--torch-script", help="path of the PyTorch peer (default ../shared/peers/torch_crn.py)")
+    parser.add_argument("--torch-python",
+                        help="a Python with torch: also time the PyTorch peer of each part (torch_crn.py for the "
+                             "generator, torch_crn_train.py for the training step)")
+    parser.add_argument("--torch-script", help="the generator's PyTorch peer (default ../shared/peers/torch_crn.py)")
+    parser.add_argument("--torch-train-script",
+                        help="the training step's PyTorch peer (default torch_crn_train.py beside --torch-script)")
     parser.add_argument("--profile", action="store_true",
                         help="after timing, trace 2 runs with tf.profiler and list the top ops")
     parser.add_argument("--memory-guard-gb", type=float, default=1.0,

@@ -24,6 +24,7 @@ from crn_tf.data.resize import (DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS, chec
                                  resize_photo_array)
 from crn_tf.images import image_file_name, make_grid, save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
+from crn_tf.memory import add_low_memory_flag
 from crn_tf.progress import Progress
 from crn_tf.quiet import quiet_start
 
@@ -139,7 +140,7 @@ def synthesize_folder(
     images_dir: str | os.PathLike | None = None,
     batch_size: int = 4,
     keep_size: bool = False,
-    low_memory: bool = False,
+    low_memory: bool | str = "auto",
     label_set: LabelSet | None = None,
     progress: bool = True,
     title: str | None = None,
@@ -156,8 +157,9 @@ def synthesize_folder(
         images_dir: the real photos for a label folder, file or glob (optional).
         batch_size: layouts per model call.
         keep_size: resize each output back to its label map's size (otherwise the model's size).
-        low_memory: run the banded low-memory forward pass (`crn_tf.inference`), same output;
-            for 512p / 1024p models on machines with little memory.
+        low_memory: "auto" (default), "on" / True or "off" / False: the banded low-memory
+            forward pass (`crn_tf.inference`), same output; "auto" bands when the plain pass would
+            not fit the memory available (`crn_tf.memory`).
         label_set: the classes of the label files; defaults to the model's (`model.label_set`).
         progress: draw a progress bar over the files on stderr.
         title: the page title.
@@ -251,9 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mixed-precision", choices=("off", "bf16"), default="off",
                         help="bf16: run the network in bfloat16 (faster on CPUs/TPUs with bf16 units; output "
                              "conv stays float32). Default: off (float32, as the original)")
-    parser.add_argument("--low-memory", action="store_true",
-                        help="compute the large modules in bands (same images, far less memory; for 1024p on "
-                             "small machines)")
+    add_low_memory_flag(parser, "compute the large modules in row bands: the same images in far less memory, "
+                                "as fast (1024p on small machines); auto bands when the plain pass would not fit "
+                                "the memory available")
     parser.add_argument("--photo-resize", choices=PHOTO_RESIZE_METHODS, default=DEFAULT_PHOTO_RESIZE,
                         help="how the real photos shown on the page are resized: matlab-bicubic (as the original's "
                              "training photos) or area (default: %(default)s)")
@@ -277,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from crn_tf.checkpoint import CheckpointError, load_model
     from crn_tf.download import resolve_checkpoint
-    from crn_tf.precision import PRECISION_POLICIES
+    from crn_tf.precision import INFERENCE_POLICIES
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
 
@@ -287,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{DEFAULT_CHECKPOINT}: the demo checkpoint is missing (it ships with the git repository); "
                 "pass --checkpoint DIR"
             )
-        model = load_model(resolve_checkpoint(args.checkpoint), dtype=PRECISION_POLICIES[args.mixed_precision])
+        model = load_model(resolve_checkpoint(args.checkpoint), dtype=INFERENCE_POLICIES[args.mixed_precision])
         result = synthesize_folder(
             model,
             args.labels,

@@ -9,7 +9,10 @@ The SavedModel needs nothing from crn_tf to run. Its signatures:
   `images` float32 `[batch, k, H, W, 3]`, about 0..255, unclipped (the Keras model's output).
 
 Inputs of the wrong size, or label values that are neither a class nor 255, fail with an
-`InvalidArgumentError` whose message names the expected shape and values.
+`InvalidArgumentError` whose message names the expected shape and values. Both signatures run
+`crn_tf.inference.forward`: the plain pass, or with `--low-memory` (auto by default: when the
+plain pass would not fit this machine's memory) the banded one, whose bands are sized for
+batch 1. The TFLite model is always the plain pass (the interpreter plans its own memory).
 
 `--onnx FILE` also writes `serving_default` as an ONNX model (through tf2onnx, the `[onnx]`
 extra) for onnxruntime, TensorRT and other ONNX runtimes: `labels` uint8 `[batch, H, W]` ->
@@ -30,6 +33,7 @@ from typing import Sequence
 from crn_tf.files import write_atomic
 from crn_tf.labels import VOID
 from crn_tf.quiet import quiet_start
+from crn_tf.memory import add_low_memory_flag
 
 SERVING_KEY = "serving_default"
 LAYOUT_KEY = "synthesize_layout"
@@ -87,10 +91,15 @@ def _checked_shape(tensor, expected: Sequence[int], message: str, name: str):
         return tf.ensure_shape(tf.identity(tensor), [None, *expected])
 
 
-def serving_functions(model) -> dict:
-    """The two signatures as {name: (function, input_signature)}, each function closing over `model`."""
+def serving_functions(model, banded: bool = False, band_bytes: int | None = None) -> dict:
+    """The two signatures as {name: (function, input_signature)}, each function closing over
+    `model`; `banded` selects the low-memory pass (`crn_tf.inference.forward`, bands of
+    `band_bytes`, by default its own)."""
     tf = _tf()
     from crn_tf.data.pipeline import classes_to_layout
+    from crn_tf.inference import DEFAULT_BAND_BYTES, forward
+
+    band_bytes = band_bytes or DEFAULT_BAND_BYTES
 
     info = _describe(model)
     height, width, num_classes = info["height"], info["width"], info["num_classes"]
@@ -115,12 +124,12 @@ def serving_functions(model) -> dict:
         check = tf.debugging.Assert(tf.reduce_all(valid), [value_message, worst], name="check_labels_values")
         with tf.control_dependencies([check]):
             layout = classes_to_layout(labels, num_classes)  # (B, H, W, C + 1)
-        images = model(layout, training=False)  # (B, k, H, W, 3)
+        images = forward(model, layout, banded=banded, band_bytes=band_bytes)  # (B, k, H, W, 3)
         return {"images": images_to_uint8(images)}
 
     def serve_layout(layout):
         layout = _checked_shape(layout, (height, width, channels), layout_message, "check_layout_shape")
-        return {"images": tf.cast(model(layout, training=False), tf.float32)}
+        return {"images": tf.cast(forward(model, layout, banded=banded, band_bytes=band_bytes), tf.float32)}
 
     return {
         SERVING_KEY: (serve_labels, [tf.TensorSpec([None, None, None], tf.uint8, name="labels")]),
@@ -128,7 +137,7 @@ def serving_functions(model) -> dict:
     }
 
 
-def build_export_archive(model):
+def build_export_archive(model, banded: bool = False, band_bytes: int | None = None):
     """A `keras.export.ExportArchive` tracking `model`, with the two signatures as endpoints.
 
     Keras' archive (not a bare `tf.Module`) is what makes the variables restorable by the
@@ -138,7 +147,7 @@ def build_export_archive(model):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, signature) in serving_functions(model).items():
+    for name, (function, signature) in serving_functions(model, banded, band_bytes).items():
         archive.add_endpoint(name, function, input_signature=signature)
     return archive
 
@@ -152,17 +161,21 @@ class ExportResult:
     tflite_error: str | None = None
     onnx: str | None = None
     onnx_error: str | None = None
+    low_memory: bool = False
+    low_memory_reason: str = ""
 
 
-def export_saved_model(model, directory: str | os.PathLike, overwrite: bool = False) -> str:
-    """Writes `model` as a SavedModel with the `serving_default` and `synthesize_layout` signatures."""
+def export_saved_model(model, directory: str | os.PathLike, overwrite: bool = False, banded: bool = False) -> str:
+    """Writes `model` as a SavedModel with the `serving_default` and `synthesize_layout` signatures
+    (`banded`: computing the large modules in row bands, `crn_tf.inference`)."""
     directory = os.fspath(directory)
     if os.path.exists(directory) and os.listdir(directory):
         if not overwrite:
             raise ExportError(f"{directory}: exists and is not empty (pass --overwrite to replace it)")
         shutil.rmtree(directory)
-    build_export_archive(model).write_out(directory, verbose=False)
+    build_export_archive(model, banded).write_out(directory, verbose=False)
     info = _describe(model)
+    info["low_memory"] = bool(banded)
     info["signatures"] = {
         SERVING_KEY: {"inputs": {"labels": f"uint8 [batch, {info['height']}, {info['width']}]"},
                       "outputs": {"images": f"uint8 [batch, {info['num_images']}, {info['height']}, {info['width']}, 3]"}},
@@ -188,9 +201,11 @@ def export_tflite(model, path: str | os.PathLike) -> str:
     info = _describe(model)
     height, width, num_classes = info["height"], info["width"], info["num_classes"]
 
+    from crn_tf.inference import forward
+
     @tf.function(input_signature=[tf.TensorSpec([1, height, width], tf.uint8, name="labels")])
     def synthesize(labels):
-        images = model(classes_to_layout(labels, num_classes), training=False)
+        images = forward(model, classes_to_layout(labels, num_classes))
         return {"images": images_to_uint8(images)}
 
     # Freeze the weights into constants first: converting the function (or a SavedModel of
@@ -275,14 +290,18 @@ def _onnx_model(model, info: dict, opset: int):
 
 
 def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite: bool = False,
-           onnx: str | os.PathLike | None = None) -> ExportResult:
+           onnx: str | os.PathLike | None = None, low_memory: bool | str = "auto") -> ExportResult:
     """SavedModel into `directory`; with `tflite` also `<directory>/model.tflite`, with `onnx` an ONNX file there.
 
-    A TFLite or ONNX conversion failure does not undo the SavedModel: it is reported in
-    `tflite_error` / `onnx_error`.
+    `low_memory` (auto / on / off) chooses the signatures' pass, auto by this machine's memory
+    for batch 1 (`crn_tf.memory.choose_low_memory`). A TFLite or ONNX conversion failure does not
+    undo the SavedModel: it is reported in `tflite_error` / `onnx_error`.
     """
-    saved = export_saved_model(model, directory, overwrite=overwrite)
-    result = ExportResult(saved_model=saved)
+    from crn_tf.memory import choose_low_memory
+
+    banded, reason = choose_low_memory(low_memory, model, 1)
+    saved = export_saved_model(model, directory, overwrite=overwrite, banded=banded)
+    result = ExportResult(saved_model=saved, low_memory=banded, low_memory_reason=reason)
     if tflite:
         try:
             result.tflite = export_tflite(model, os.path.join(saved, "model.tflite"))
@@ -310,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnx", metavar="FILE", default=None,
                         help="also write serving_default as an ONNX model to FILE (needs pip install 'crn_tf[onnx]')")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_low_memory_flag(parser, "signatures that compute the large modules in row bands (same images, far less "
+                                "memory when serving 1024p); auto bands when the plain pass would not fit this "
+                                "machine's memory")
     return parser
 
 
@@ -323,12 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = load_model(resolve_checkpoint(args.checkpoint))
         height, width = model.output_size
         print(f"exporting {args.checkpoint} ({height}x{width}, k = {model.num_images}) ...", file=sys.stderr)
-        result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite, onnx=args.onnx)
+        result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite, onnx=args.onnx,
+                        low_memory=args.low_memory)
     except (ExportError, CheckpointError) as error:
         print(f"crn-export: error: {error}", file=sys.stderr)
         return 1
     height, width = model.output_size
-    print(f"SavedModel written to {result.saved_model}")
+    print(f"SavedModel written to {result.saved_model} ({'banded low-memory' if result.low_memory else 'plain'} "
+          f"pass; {result.low_memory_reason})")
     print(f"  serving_default: labels uint8 [batch, {height}, {width}] -> images uint8 "
           f"[batch, {model.num_images}, {height}, {width}, 3]")
     print(f"  {LAYOUT_KEY}: layout float32 [batch, {height}, {width}, {model.num_classes + 1}] -> images float32")

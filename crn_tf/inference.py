@@ -1,38 +1,56 @@
-"""Synthesis with a trained CRN: the plain forward pass, or a low-memory one for large outputs.
+"""Synthesis with a trained CRN: the forward pass as inference runs it, whole or in row bands.
 
-The plain pass (`model(layout)` in a `tf.function`) materialises, in each of the last modules,
-the full-size upsampled features and their concat with the layout: at 1024x2048 the last
-module's 148-channel input alone is 1.2 GB in float32, and the graph of the 1024p network
-peaks at about 5 GB of RSS in float32 (3.2 GB in bfloat16). The low-memory pass runs the same
-layers with the same weights, eagerly and module by module, and holds each large module's
-activations as horizontal row bands: conv1 upsamples only the feature rows a band needs (plus
-a one-row halo for the 3x3 kernel; exactly the rows of the full bilinear upsample), concats
-them with the band's layout rows and convolves; conv2 reads each band with one row of its
-neighbours; the layer-norm statistics are summed over the bands in float32 and applied by the
-layer's own `normalize`; the 1x1 output conv runs per band. The result equals `model(layout)`
-to float rounding, at a peak RSS under 2 GB for 1024p in either precision.
+`synthesize(model, layout)` runs `forward` in a `tf.function`, traced once per model, pass and
+layout shape. `forward` walks the refinement modules itself rather than calling
+`model(layout)`, so that inference, not the layers, chooses the fastest form of each step:
+for bfloat16 at batch 1 on a CPU, each layer norm's per-channel multiply-add and the LReLU run
+as one fused oneDNN op (`affine_leaky_relu_1x1`); the layers keep the paper's maths as
+training uses it. Same output to float rounding.
+
+The plain pass materialises, in each of the last modules, the full-size upsampled features
+and their concat with the layout: at 1024x2048 the last module's 148-channel input alone is
+1.2 GB in float32, and the graph of the 1024p network peaks at about 4-5 GB of RSS in float32.
+The low-memory (banded) pass holds each large module's activations as horizontal row bands
+(`crn_tf.banding`): conv1 upsamples only the feature rows a band needs (plus a one-row halo
+for the 3x3 kernel; exactly the rows of the full bilinear upsample), concats them with the
+band's layout rows and convolves; conv2 reads each band with one row of its neighbours; the
+layer-norm statistics are summed over the bands in float32 and applied by the layer's own
+`affine`; the 1x1 output conv runs per band. In the graph, control dependencies make the
+bands run one after another, so that at most one band's temporaries exist at a time.
+`low_memory="auto"` bands exactly when `crn_tf.memory` estimates that the plain pass would not
+fit the memory available.
 """
 from __future__ import annotations
 
+import logging
 import weakref
-from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
+from crn_tf import memory
+from crn_tf.banding import (  # noqa: F401  (interpolation_rows, upsample_rows: part of this module's API)
+    BandOrder, banded_conv, banded_conv1, banded_moments, interpolation_rows, join_bands, map_bands,
+    rows_per_band, upsample_rows,
+)
 from crn_tf.ops import area_downsample
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BAND_BYTES = 64 * 2**20
 """A module is computed in bands when its merged input (upsampled features + layout) would be
 larger than this; each band's merged input then stays under it."""
 
-_plain_functions: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+GROUP_SIZE = 64
+"""Channels per group of the fused affine + LReLU convolution."""
+
+_functions: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_choices_logged: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def synthesize(
     model,
     layout,
-    low_memory: bool = False,
+    low_memory: bool | str = False,
     band_rows: int | None = None,
     band_bytes: int = DEFAULT_BAND_BYTES,
 ) -> tf.Tensor:
@@ -42,8 +60,9 @@ def synthesize(
     Args:
         model: a `crn_tf.model.CRN`.
         layout: float layout tensor or array.
-        low_memory: bool. Run the banded low-memory pass (for 512p/1024p on small machines
-            or GPUs) instead of the plain graph. Same output to float rounding.
+        low_memory: bool or "on" / "off" / "auto". Run the banded low-memory pass instead of
+            the plain graph; "auto" bands when `crn_tf.memory.plain_pass_fits` says the plain
+            pass would not fit. Same output to float rounding.
         band_rows: int. Rows per band in every module after the first (forces banding;
             for tests). Defaults to what keeps each band's input under `band_bytes`.
         band_bytes: int. Size above which a module's merged input is computed in bands.
@@ -52,174 +71,151 @@ def synthesize(
     if not layout.dtype.is_floating:
         layout = tf.cast(layout, tf.float32)
     model._check_layout(layout)
-    if low_memory:
-        return low_memory_forward(model, layout, band_rows=band_rows, band_bytes=band_bytes)
-    function = _plain_functions.get(model)
-    if function is None:
-        model_ref = weakref.ref(model)  # the cache must not keep the model alive
-        function = tf.function(lambda x: model_ref()(x, training=False), reduce_retracing=True)
-        _plain_functions[model] = function
-    return function(layout)
-
-
-def low_memory_forward(
-    model, layout: tf.Tensor, band_rows: int | None = None, band_bytes: int = DEFAULT_BAND_BYTES
-) -> tf.Tensor:
-    """`model(layout)`, computed eagerly module by module, large modules in row bands.
-
-    A large module's activations are kept as a list of row bands: conv1 reads the upsampled
-    features band by band (`banded_conv1`), conv2 reads each band with one row of its
-    neighbours (`banded_conv`), the layer-norm statistics are summed over the bands in
-    float32 (`banded_moments`) and applied by the layer's own `normalize`, band by band, and
-    the output conv runs per band. The full-size layout is cast to the compute dtype one band
-    at a time. No full-size temporary of a large module ever exists beside its bands.
-    """
     if band_rows is not None and band_rows < 1:
         raise ValueError(f"band_rows must be >= 1, got {band_rows}")
-    dtype = model.compute_dtype
+    banded, reason = memory.choose_low_memory(low_memory, model, int(layout.shape[0] or 1))
+    logged = _choices_logged.setdefault(model, set())
+    if (banded, reason) not in logged:
+        logged.add((banded, reason))
+        logger.info("%s pass (%s)", "banded low-memory" if banded else "plain", reason)
+    return forward_function(model, banded, band_rows, band_bytes)(layout)
+
+
+def forward_function(model, banded: bool, band_rows: int | None = None, band_bytes: int = DEFAULT_BAND_BYTES):
+    """The cached `tf.function` of `forward` for `model` (held weakly: the cache does not keep
+    the model alive). The banded one is traced per batch size, since its bands are sized for it."""
+    functions = _functions.setdefault(model, {})
+    key = (banded, band_rows, band_bytes) if banded else (False,)
+    if key not in functions:
+        model_ref = weakref.ref(model)
+        functions[key] = tf.function(
+            lambda x: forward(model_ref(), x, banded=banded, band_rows=band_rows, band_bytes=band_bytes),
+            reduce_retracing=not banded,
+            autograph=False,  # plain Python loops over modules and bands: nothing for AutoGraph to convert
+        )
+    return functions[key]
+
+
+def forward(
+    model, layout: tf.Tensor, banded: bool = False, band_rows: int | None = None, band_bytes: int = DEFAULT_BAND_BYTES
+) -> tf.Tensor:
+    """`model(layout, training=False)`, module by module: images `(B, k, H, W, 3)` float32.
+
+    With `banded`, every module after the first whose merged input is larger than
+    `band_bytes` (every one, with `band_rows`) is computed in row bands. Runs eagerly or,
+    for speed and the band order, inside a `tf.function` (`forward_function`).
+    """
+    # As CRN.call: the layout in the compute dtype, area-downsampled to each module's size.
+    layouts = [area_downsample(tf.cast(layout, model.compute_dtype), size) for size in model.module_sizes]
     features = None  # a tensor, or a list of row bands after a banded module
     for index, module in enumerate(model.refinement_modules):
-        size = tuple(model.module_sizes[index])
-        full_size = size == tuple(layout.shape[1:3])
-        # As CRN.call: the layout in the compute dtype, area-downsampled to the module's size.
-        scaled = layout if full_size else area_downsample(tf.cast(layout, dtype), size)  # (B, h_i, w_i, C)
+        scaled, layouts[index] = layouts[index], None  # (B, h_i, w_i, C)
         if features is None:
-            features = module(tf.cast(scaled, dtype))
+            features = refine(module, scaled)
             continue
-        if isinstance(features, list):
-            features = join_bands(features)
-        rows = band_rows or rows_per_band(features, scaled, band_bytes)
-        if rows >= size[0]:
-            features = module([features, tf.cast(scaled, dtype)])  # small enough: the module's own call
+        rows = (band_rows or rows_per_band(_first(features), scaled, band_bytes)) if banded else None
+        if rows is None or rows >= int(scaled.shape[1]):
+            features = refine(module, [join_bands(features) if isinstance(features, list) else features, scaled])
             continue
-        bands = banded_conv1(module, features, scaled, rows)  # [(B, rows, w_i, d_i)]
-        features = scaled = None  # free the previous module's features before the big tail
-        _normalize_bands(module.norm1, bands, module.leak)
-        bands = banded_conv(module.conv2, bands)
-        _normalize_bands(module.norm2, bands, module.leak)
-        features = bands
+        # The full-size module reads the caller's layout, cast to the compute dtype band by band.
+        band_layout = layout if tuple(scaled.shape[1:3]) == tuple(layout.shape[1:3]) else scaled
+        scaled = None
+        features = refine_in_bands(module, features if isinstance(features, list) else [features], band_layout, rows)
     if isinstance(features, list):
         # The 1x1 output conv is per pixel: band by band, then the model's own arrangement.
-        outputs = [model.output_conv(tf.cast(band, tf.float32)) for band in features]
-        features = None
+        order, outputs = BandOrder(), []
+        for band in features:
+            outputs.append(order.done(model.output_conv(tf.cast(order.gate(band), tf.float32))))
+        features.clear()
         return model.arrange_images(join_bands(outputs))
     return model.to_images(features)
 
 
-def _normalize_bands(norm, bands: list, leak: float) -> None:
-    """LReLU(norm(x)) of the whole tensor held as `bands`, in place, band by band."""
-    mean, variance = banded_moments(bands)
-    for i in range(len(bands)):
-        bands[i] = tf.nn.leaky_relu(norm.normalize(bands[i], mean, variance), alpha=leak)
+def refine(module, inputs) -> tf.Tensor:
+    """A refinement module on whole tensors: as `module(inputs)`, with inference's norm + LReLU."""
+    x = module.merge_inputs(inputs)  # (B, H, W, d_prev + C)
+    x = norm_leaky_relu(module.norm1, module.conv1(x), module.leak)  # (B, H, W, d)
+    return norm_leaky_relu(module.norm2, module.conv2(x), module.leak)
 
 
-def join_bands(bands: list) -> tf.Tensor:
-    """Row bands -> one tensor (the list is emptied as it goes)."""
-    if len(bands) == 1:
-        return bands.pop()
-    joined = tf.concat(bands, axis=1)
-    bands.clear()
-    return joined
+def _first(features) -> tf.Tensor:
+    return features[0] if isinstance(features, list) else features
 
 
-def banded_moments(bands: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-sample mean and variance over (H, W, C) of the tensor held as row `bands`, float32,
-    (B, 1, 1, 1) each, as `LayerNorm.moments` computes them (the mean, then the mean squared
-    deviation from it), with float32 copies one band large."""
-    count = float(sum(int(b.shape[1]) for b in bands) * int(bands[0].shape[2]) * int(bands[0].shape[3]))
-    total = tf.add_n([tf.reduce_sum(tf.cast(b, tf.float32), axis=[1, 2, 3], keepdims=True) for b in bands])
-    mean = total / count
-    squares = tf.add_n([
-        tf.reduce_sum(tf.math.squared_difference(tf.cast(b, tf.float32), mean), axis=[1, 2, 3], keepdims=True)
-        for b in bands
-    ])
-    return mean, squares / count
-
-
-def rows_per_band(features: tf.Tensor, layout: tf.Tensor, band_bytes: int = DEFAULT_BAND_BYTES) -> int:
-    """Rows per band keeping one band's merged input (batch x rows x width x (d + C)) under `band_bytes`."""
-    batch, _, width, channels = layout.shape
-    row_bytes = int(batch or 1) * int(width) * (int(features.shape[-1]) + int(channels)) * features.dtype.size
-    return max(1, int(band_bytes) // max(1, row_bytes))
-
-
-def banded_conv1(module, features: tf.Tensor, layout: tf.Tensor, band_rows: int) -> list:
-    """conv1 of a refinement module on [upsample(features), layout], as row bands of `band_rows`.
-
-    Each band convolves its rows plus the neighbouring row above and below (SAME padding pads
-    only beyond those, at the image edges the true zero rows) and keeps its own rows: exactly
-    the full convolution's rows.
-    """
-    height, width = int(layout.shape[1]), int(layout.shape[2])
-    dtype = module.compute_dtype
-    # The float32 row blending of `upsample_rows` needs about 4 float32 copies of its rows: do
-    # it a few rows at a time so that they stay far smaller than a band.
-    blend_rows = max(1, band_rows * features.dtype.size // (4 * 4 * 4))
-    bands = []
-    for start in range(0, height, band_rows):
-        stop = min(start + band_rows, height)
-        low, high = max(start - 1, 0), min(stop + 1, height)  # with the 1-row halo
-        pieces = [
-            upsample_rows(features, a, min(a + blend_rows, high), (height, width), module.align_corners)
-            for a in range(low, high, blend_rows)
-        ]
-        upsampled = join_bands(pieces)  # (B, high - low, W, d_prev)
-        merged = tf.concat([upsampled, tf.cast(layout[:, low:high], dtype)], axis=-1)  # (B, rows, W, d_prev + C)
-        upsampled = None
-        out = module.conv1(merged)  # (B, high - low, W, d)
-        bands.append(out[:, start - low : stop - low])
-        merged = out = None
+def refine_in_bands(module, features: list, layout: tf.Tensor, band_rows: int) -> list:
+    """A refinement module on [upsample(features), layout] as row bands of `band_rows`, from the
+    previous module's features as row bands (consumed); the layout at the module's size, in
+    any float dtype (cast band by band)."""
+    order = BandOrder()
+    bands = banded_conv1(module, _convolution(module.conv1), features, layout, band_rows, order)  # [(B, rows, W, d)]
+    norm_leaky_relu_bands(module.norm1, bands, module.leak, order)
+    bands = banded_conv(_convolution(module.conv2), bands, order)
+    norm_leaky_relu_bands(module.norm2, bands, module.leak, order)
     return bands
 
 
-def banded_conv(conv, bands: list) -> list:
-    """A 3x3 SAME convolution of the tensor held as row `bands`, band by band: each band is
-    convolved with one row of each neighbour and keeps its own rows (exactly the full
-    convolution's). Input bands are released as soon as no output band needs them."""
-    outputs = []
-    for i in range(len(bands)):
-        above = [bands[i - 1][:, -1:]] if i > 0 else []
-        below = [bands[i + 1][:, :1]] if i + 1 < len(bands) else []
-        out = conv(tf.concat(above + [bands[i]] + below, axis=1) if above or below else bands[i])
-        outputs.append(out[:, len(above) : int(out.shape[1]) - len(below)])
-        if i > 0:
-            bands[i - 1] = None  # its last row was the halo of band i
-    bands.clear()
-    return outputs
+def _convolution(conv):
+    """The Keras 3x3 SAME, bias-free `conv` as a function of its input, its kernel read (and cast
+    to the compute dtype) once: the same op as `conv(x)`, without the layer call per band."""
+    kernel = tf.cast(conv.kernel, conv.compute_dtype)  # (3, 3, c_in, c_out)
+    return lambda x: tf.nn.conv2d(tf.cast(x, conv.compute_dtype), kernel, strides=1, padding="SAME")
 
 
-def interpolation_rows(in_size: int, out_size: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output row: (lower source row, upper source row, weight of the upper), as TensorFlow's
-    ResizeBilinear computes them in float32 (legacy scaler for align_corners, else half-pixel)."""
-    if align_corners and out_size > 1:
-        scale = np.float32(in_size - 1) / np.float32(out_size - 1)
-    else:
-        scale = np.float32(in_size) / np.float32(out_size)
-    rows = np.arange(out_size, dtype=np.float32)
-    source = rows * scale if align_corners else (rows + np.float32(0.5)) * scale - np.float32(0.5)
-    source = source.astype(np.float32)
-    floor = np.floor(source)
-    lower = np.maximum(floor.astype(np.int64), 0)
-    upper = np.minimum(np.ceil(source).astype(np.int64), in_size - 1)
-    return lower, upper, (source - floor).astype(np.float32)
+def norm_leaky_relu(norm, x: tf.Tensor, leak: float) -> tf.Tensor:
+    """LReLU(norm(x)) of a whole tensor."""
+    scale, shift = norm.affine(*norm.moments(x))
+    return affine_leaky_relu(x, scale, shift, leak)
 
 
-def upsample_rows(features: tf.Tensor, start: int, stop: int, size: Sequence[int], align_corners: bool = True) -> tf.Tensor:
-    """Rows [start, stop) of `upsample_bilinear(features, size, align_corners)`, computing only those.
+def norm_leaky_relu_bands(norm, bands: list, leak: float, order: BandOrder) -> None:
+    """LReLU(norm(x)) of the tensor held as row `bands`, in place, band by band."""
+    scale, shift = norm.affine(*banded_moments(bands, order))
+    map_bands(affine_leaky_relu_function(bands[0], scale, shift, leak), bands)
 
-    Columns are resized by ResizeBilinear itself on the few source rows needed (the height
-    kept, so rows map to themselves); rows are then blended with ResizeBilinear's own
-    weights, in the same order (columns first, then rows) and in float32 as it does.
+
+def affine_leaky_relu(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float) -> tf.Tensor:
+    """max(leak * y, y) for y = x * scale + shift (float32 per-channel `scale`, `shift` as
+    `LayerNorm.affine` gives them), as `LayerNorm.normalize` and the module's LReLU compute it;
+    as one fused op where `fused_affine_leaky_relu_applies`."""
+    return affine_leaky_relu_function(x, scale, shift, leak)(x)
+
+
+def affine_leaky_relu_function(like: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float):
+    """`affine_leaky_relu` with these `scale` and `shift` as a function of tensors like `like`
+    (same dtype, batch and channels), its constants made once (for all the bands of a tensor)."""
+    if fused_affine_leaky_relu_applies(like):
+        return affine_leaky_relu_1x1(like, scale, shift, leak)
+    scale, shift = tf.cast(scale, like.dtype), tf.cast(shift, like.dtype)
+    return lambda x: tf.nn.leaky_relu(x * scale + shift, alpha=leak)
+
+
+def fused_affine_leaky_relu_applies(x: tf.Tensor) -> bool:
+    """Whether `affine_leaky_relu_1x1` is the faster way here: bfloat16, batch 1, inside a
+    tf.function (where TensorFlow's remapper fuses it), on a machine without GPUs."""
+    return (
+        x.dtype == tf.bfloat16
+        and x.shape.rank == 4
+        and x.shape[0] == 1
+        and not tf.executing_eagerly()
+        and not tf.config.list_logical_devices("GPU")
+    )
+
+
+def affine_leaky_relu_1x1(like: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, leak: float):
+    """x -> max(leak * y, y) for y = x * scale + shift (per channel, batch 1), as ONE oneDNN
+    primitive, for tensors x like `like`.
+
+    On CPUs TensorFlow's bfloat16 elementwise kernels take three slow passes for the multiply,
+    the add and the LReLU; written as a 1x1 convolution with the diagonal kernel diag(scale)
+    plus a bias, the remapper fuses all three into one AMX/AVX-512 convolution (the extra
+    multiply-adds per pixel are by zero and cost less than the passes they replace). The
+    result is x * scale + shift accumulated in float32 and rounded once: the same maths.
     """
-    in_height = int(features.shape[1])
-    lower, upper, weight = interpolation_rows(in_height, int(size[0]), align_corners)
-    lower, upper, weight = lower[start:stop], upper[start:stop], weight[start:stop]
-    first, last = int(lower.min()), int(upper.max()) + 1
-    source = tf.cast(features[:, first:last], tf.float32)  # (B, last - first, w, d)
-    source = tf.raw_ops.ResizeBilinear(
-        images=source, size=(last - first, int(size[1])), align_corners=align_corners, half_pixel_centers=not align_corners
-    )  # (B, last - first, W, d)
-    top = tf.gather(source, lower - first, axis=1)
-    bottom = tf.gather(source, upper - first, axis=1)
-    rows = top + (bottom - top) * tf.constant(weight.reshape(1, -1, 1, 1))
-    return tf.cast(rows, features.dtype)
+    channels, dtype = int(like.shape[-1]), like.dtype
+    # A grouped conv of 64-channel groups (block-diagonal; each block diagonal) does 64 instead
+    # of C multiply-adds per output: output channel o reads input o % n of its group.
+    n = GROUP_SIZE if channels % GROUP_SIZE == 0 else channels
+    kernel = tf.tile(tf.eye(n, dtype=dtype), (1, channels // n)) * tf.cast(tf.reshape(scale, (1, channels)), dtype)
+    kernel = kernel[tf.newaxis, tf.newaxis]  # (1, 1, n, C)
+    bias = tf.cast(tf.reshape(shift, [-1]), dtype)
+    return lambda x: tf.nn.leaky_relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias), alpha=leak)

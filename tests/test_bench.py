@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from crn_tf import bench, flops
+from crn_tf import bench, flops, machine, peaks
 from crn_tf.model import CRN
 
 
@@ -57,10 +57,52 @@ def test_paper_256p_flops():
     assert 8.2e12 < flops.train_step_flops(model).total < 8.4e12
 
 
-def test_bf16_path_from_flags():
-    assert bench.bf16_path({"amx_bf16", "avx512_bf16"}).startswith("AMX")
-    assert bench.bf16_path({"avx512_bf16", "avx512f"}) == "AVX-512 BF16 only (no AMX)"
-    assert bench.bf16_path({"avx2"}).startswith("none")
+def test_bf16_path_and_cpu_kind_from_flags():
+    assert machine.bf16_path({"amx_bf16", "avx512_bf16"}).startswith("AMX")
+    assert machine.bf16_path({"avx512_bf16", "avx512f"}) == "AVX-512 BF16 only (no AMX)"
+    assert machine.bf16_path({"avx2"}).startswith("none")
+    assert machine.cpu_kind({"avx512_bf16"}, "AMD EPYC") == "AMD EPYC (AVX-512 BF16, no AMX)"
+    assert machine.cpu_kind({"amx_bf16", "avx512_bf16"}, "Intel(R) Xeon(R) Processor") == "Intel(R) Xeon(R) Processor (AMX)"
+
+
+def test_peak_shapes_are_the_workloads_heaviest():
+    # 256p, k = 9: the generator's conv FLOPs by shape, computed here from the widths.
+    model = CRN.from_preset("256p")
+    convs = [c for c in flops.model_convs(model) if c.kernel == 3]
+    total = sum(c.flops for c in convs)
+    g256_conv1 = 2 * 256 * 512 * 9 * (512 + 20) * 512  # [upsampled 512 + layout 20] -> 512
+    g256_conv2 = 2 * 256 * 512 * 9 * 512 * 512
+    quick = peaks.peak_shapes(model, "generator", 1, "quick")
+    assert [s.key for s in quick] == [(1, 256, 512, 532, 512), (1, 256, 512, 512, 512)]
+    assert quick[0].share == pytest.approx(g256_conv1 / total) and quick[0].where == "g_256/conv1"
+    assert sum(s.share for s in quick) >= 0.5
+    full = peaks.peak_shapes(model, "generator", 1, "full")
+    assert full[:2] == quick and 0.75 <= sum(s.share for s in full) and len(full) <= 4
+    assert peaks.coverage(quick, peaks.workload_convs(model, "generator")) == pytest.approx(
+        (g256_conv1 + g256_conv2) / total)
+
+
+def test_training_workload_weights_generator_3x_and_vgg_on_k_plus_1_images():
+    model = CRN(output_size=(32, 64), num_images=3, widths=(4, 4, 4, 4))
+    work = peaks.workload_convs(model, "train", batch_size=2)
+    generator = [(c, b, w) for c, b, w in work if c.name.startswith("g_")]
+    vgg = [(c, b, w) for c, b, w in work if c.name.startswith("vgg/")]
+    assert all(b == 2 and w == 3 * 2 * c.flops for c, b, w in generator)
+    assert all(b == 2 * 4 and w == pytest.approx(c.flops * 8 * 7 / 4) for c, b, w in vgg)  # (2k + 1) / (k + 1)
+    # The 1x1 output conv is no 3x3 peak shape.
+    assert not any(c.kernel == 1 for c, _, _ in work)
+
+
+def test_utilisation_only_where_a_peak_backs_it():
+    peak = {"conv_peak_tflops": 2.0, "coverage": {"generator": 0.6, "train": 0.3}}
+    assert peaks.utilisation(1.0, [peak, dict(peak, conv_peak_tflops=1.6)], "generator") == (
+        0.5, "of the conv peak 2.000 TFLOP/s")  # against the higher peak
+    util, why = peaks.utilisation(1.0, [None, None], "generator")
+    assert util is None and "no peak measured" in why
+    util, why = peaks.utilisation(1.0, [peak], "train")
+    assert util is None and "only 30%" in why and "not representative" in why
+    util, why = peaks.utilisation(2.5, [peak], "generator")  # faster than the "peak": the peak cannot be right
+    assert util is None and "above the measured peak" in why
 
 
 def test_summarize_times():
@@ -89,7 +131,10 @@ def test_cli_json_on_a_tiny_config(capsys):
     for result in (generator, train):
         assert len(result["times_s"]) == 2 and result["min_s"] <= result["median_s"] <= result["max_s"]
         assert result["peak_rss_bytes"] > 0 and result["traces"] == 1
-        assert result["utilisation_of_conv_peak"] > 0
+        util = result["utilisation_of_conv_peak"]
+        assert (util is not None and 0 < util <= 1) or "above the measured peak" in result["utilisation_note"]
+    for key in ("peak", "peak_after"):  # the peak was taken on the workloads' own shapes
+        assert report[key]["coverage"]["generator"] >= 0.5 and report[key]["coverage"]["train"] >= 0.5
     assert generator["images_per_s"] == pytest.approx(2 * generator["layouts_per_s"])
 
 
@@ -108,6 +153,8 @@ def test_cli_isolated_worker_reports_its_own_peak_rss_and_one_line_errors(capsys
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["generator"]["peak_rss_bytes"] > report["generator"]["rss_before_model_bytes"] > 0
+    assert report["generator"]["utilisation_of_conv_peak"] is None  # no peak: no percentage
+    assert "utilisation not given: no peak measured" in bench.format_report(report)
     assert bench.main(["--size", "24x64", "--runs", "1", "--peak", "off"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: output height 24 is not 4 times a power of two")

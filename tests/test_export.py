@@ -230,3 +230,35 @@ def test_onnx_without_tf2onnx_says_what_to_install(tiny, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r"--onnx needs tf2onnx and onnxruntime: pip install 'crn_tf\[onnx\]'"):
         export_onnx(tiny[0], tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_banded_signatures_match_the_plain_model(tiny, rng, tmp_path):
+    # --low-memory on: the SavedModel computes every large module in row bands (tiny bands here),
+    # restorable like the plain one, and serves the same images.
+    import tensorflow as tf
+
+    from crn_tf.export import build_export_archive
+
+    model = tiny[0]
+    build_export_archive(model, banded=True, band_bytes=4096).write_out(str(tmp_path / "banded"), verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "banded"))
+    labels = _labels(rng)
+    layout = classes_to_onehot(labels, 19)
+    served = loaded.signatures[LAYOUT_KEY](layout=tf.constant(layout))["images"].numpy()
+    np.testing.assert_allclose(served, model(layout).numpy(), rtol=1e-5, atol=1e-3)
+    library = loaded.signatures[LAYOUT_KEY].graph.as_graph_def().library
+    ops = {node.op for function in library.function for node in function.node_def}
+    assert "GatherV2" in ops  # the banded upsample's row blending: really the banded graph
+
+
+def test_cli_low_memory_choices(tiny, tmp_path, capsys):
+    _, checkpoint, _, _ = tiny
+    assert main(["--checkpoint", checkpoint, "--out", str(tmp_path / "on"), "--low-memory"]) == 0
+    assert "(banded low-memory pass; --low-memory on)" in capsys.readouterr().out
+    with open(tmp_path / "on" / "assets.extra" / EXPORT_INFO) as f:
+        assert json.load(f)["low_memory"] is True
+    assert main(["--checkpoint", checkpoint, "--out", str(tmp_path / "auto")]) == 0  # a tiny model fits anywhere
+    assert "(plain pass; auto: the plain pass needs about" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", checkpoint, "--out", str(tmp_path / "bad"), "--low-memory", "sometimes"])
+    assert exit_info.value.code == 2 and "choose one of auto, on, off" in capsys.readouterr().err

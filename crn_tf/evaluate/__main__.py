@@ -14,6 +14,7 @@ from typing import Sequence
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
 from crn_tf.evaluate.synthesize import REAL_RESIZE
 from crn_tf.quiet import quiet_start
+from crn_tf.memory import add_low_memory_flag
 from crn_tf.sizes import size_type
 
 PROG = "crn-evaluate"
@@ -48,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--out", default=os.path.join("results", "evaluate"), help="output folder (images, report)")
     what.add_argument("--name", default=None, help="name of the model in the report")
     what.add_argument("--batch-size", type=int, default=4, help="layouts per generator / segmenter call")
-    what.add_argument("--low-memory", action="store_true",
-                      help="synthesize with the banded low-memory forward pass (same images; for 512p/1024p on small machines)")
+    add_low_memory_flag(what, "synthesize with the banded low-memory forward pass (same images, far less memory; "
+                              "for 512p/1024p on small machines); auto bands when the plain pass would not fit")
 
     fid = parser.add_argument_group("FID and KID")
     fid.add_argument("--inception", default=None,

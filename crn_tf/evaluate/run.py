@@ -31,7 +31,7 @@ class EvaluationOptions:
     real: str | None = None
     label_set: str | None = None
     batch_size: int = 4
-    low_memory: bool = False
+    low_memory: bool | str = "auto"  # auto / on / off: crn_tf.inference's banded pass
     image_index: int | str = 0
     limit: int | None = None
     inception: str | None = None

@@ -42,12 +42,12 @@ def synthesize_split(
     batch_size: int = 4,
     image_index: int | str = 0,
     progress: bool = True,
-    low_memory: bool = False,
+    low_memory: bool | str = "auto",
 ) -> list[str]:
     """Runs `model` over `examples` (crn_tf.data.Example) and writes `<stem>.png` into `out_dir`.
 
     Layouts are read at the model's size, `batch_size` per call, through
-    `crn_tf.inference.synthesize` (`low_memory` selects its banded pass for large outputs).
+    `crn_tf.inference.synthesize` (`low_memory`: auto / on / off, its banded pass for large outputs).
     Layouts whose files exist are skipped (resume). Returns the written or existing paths, in
     example order.
     """
