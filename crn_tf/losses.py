@@ -21,8 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from crn_tf.ops import area_downsample
+from crn_tf.vgg import FEATURE_NAMES
 
-LAYER_NAMES = ("input", "conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+LAYER_NAMES = FEATURE_NAMES
+"""The loss's layers are the VGG features it compares (one list: `crn_tf.vgg.FEATURE_NAMES`)."""
 
 # The original release's constants, on per-element means, in LAYER_NAMES order.
 PRESET_LAYER_WEIGHTS = {
