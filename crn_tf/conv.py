@@ -39,17 +39,31 @@ def tap_weight_gradient_applies(x: tf.Tensor, kernel: tf.Tensor) -> bool:
 
 def tap_weight_gradient(x: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
     """The gradient (3, 3, C, D) of sum(dy * conv2d(x, W, SAME)) with respect to W, for x
-    (B, H, W, C) and dy (B, H, W, D): nine matmuls, one tap at a time (each shifted copy of x
-    is made only after the previous tap's matmul, so one exists at a time)."""
-    height, width, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
-    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])  # (B, H + 2, W + 2, C)
-    dy = tf.reshape(dy, (-1, int(dy.shape[-1])))  # (B*H*W, D)
+    (B, H, W, C) and dy (B, H, W, D): nine matmuls, one per tap.
+
+    x is zero-padded (one column each side, one row above and two below) and flattened to
+    pixels; dy is padded with two zero columns to the same row length W + 2. Tap (i, j) is then
+    the contiguous run of padded pixels starting at i * (W + 2) + j (a slice of the first axis:
+    no copy), times dy: the extra products all meet dy's zero columns. Each tap's matmul waits
+    for the previous one, so their temporaries never pile up.
+    """
+    height, width, channels, filters = int(x.shape[1]), int(x.shape[2]), int(x.shape[3]), int(dy.shape[3])
+    row = width + 2
+    pixels = height * row
+    padded = tf.pad(x, [[0, 0], [1, 2], [1, 1], [0, 0]])  # (B, H + 3, W + 2, C)
+    flat_dy = tf.reshape(tf.pad(dy, [[0, 0], [0, 0], [0, 2], [0, 0]]), (-1, filters))  # (B * H * (W + 2), D)
+    single = x.shape[0] == 1  # batch 1: 2-D slices of the first axis, which TensorFlow makes without a copy
+    flat_x = tf.reshape(padded, (-1, channels) if single else (-1, (height + 3) * row, channels))
     taps, last = [], None
     for i in range(3):
         for j in range(3):
+            start = i * row + j
             with tf.control_dependencies([] if last is None or tf.executing_eagerly() else [last]):
-                shifted = tf.reshape(padded[:, i : i + height, j : j + width, :], (-1, channels))  # (B*H*W, C)
-                last = tf.matmul(shifted, dy, transpose_a=True)  # (C, D)
+                if single:
+                    shifted = flat_x[start : start + pixels]  # (H * (W + 2), C)
+                else:  # every image's run, one after another: (B * H * (W + 2), C)
+                    shifted = tf.reshape(flat_x[:, start : start + pixels], (-1, channels))
+                last = tf.matmul(shifted, flat_dy, transpose_a=True)  # (C, D)
             taps.append(last)
     return tf.reshape(tf.stack(taps), (3, 3, channels, -1))
 
