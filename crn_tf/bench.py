@@ -106,28 +106,36 @@ class BenchConfig:
 
 # === Timing ===
 
-def summarize_times(times: Sequence[float]) -> dict[str, Any]:
-    """Median and spread (min, max, (max - min) / median) of timed runs, in seconds."""
+def summarize_times(times: Sequence[float], cpu_times: Sequence[float] | None = None) -> dict[str, Any]:
+    """Median and spread (min, max, (max - min) / median) of timed runs, in seconds; with
+    `cpu_times`, also the median CPU time of this process per run (all its threads): on a
+    shared machine the work done, which the load moves less than the wall time."""
     median = statistics.median(times)
-    return {
+    summary = {
         "median_s": median,
         "min_s": min(times),
         "max_s": max(times),
         "spread": (max(times) - min(times)) / median if median > 0 else 0.0,
         "times_s": list(times),
     }
+    if cpu_times:
+        summary["cpu_median_s"] = statistics.median(cpu_times)
+    return summary
 
 
-def time_runs(run: Callable[[], Any], runs: int, warmup: int) -> list[float]:
-    """Wall-clock seconds of `runs` calls of `run` after `warmup` untimed ones. `run` must
-    return only when its work is done (read a scalar of the result back)."""
+def time_runs(run: Callable[[], Any], runs: int, warmup: int, cpu_times: list | None = None) -> list[float]:
+    """Wall-clock seconds of `runs` calls of `run` after `warmup` untimed ones (and each call's
+    process CPU seconds appended to `cpu_times`). `run` must return only when its work is
+    done (read a scalar of the result back)."""
     for _ in range(warmup):
         run()
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - start)
+        if cpu_times is not None:
+            cpu_times.append(time.process_time() - cpu)
     return times
 
 
@@ -236,19 +244,22 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
         for run in passes.values():
             time_runs(run, 0, config.warmup)
         timed = {name: [] for name in passes}
+        cpu = {name: [] for name in passes}
         for _ in range(config.runs):
             for name, run in passes.items():
-                timed[name] += time_runs(run, 1, 0)
-        ab = {name: summarize_times(times) for name, times in timed.items()}
+                timed[name] += time_runs(run, 1, 0, cpu[name])
+        ab = {name: summarize_times(times, cpu[name]) for name, times in timed.items()}
         ab["first_call_s"] = first
         ab["banded_over_plain"] = ab["banded"]["median_s"] / ab["plain"]["median_s"]
-        times, forward = timed["banded"], passes["banded"]
+        ab["banded_over_plain_cpu"] = ab["banded"]["cpu_median_s"] / ab["plain"]["cpu_median_s"]
+        times, cpu_times, forward = timed["banded"], cpu["banded"], passes["banded"]
     else:
         forward = compile_pass(config.low_memory == "on")
-        times = time_runs(forward, config.runs, config.warmup)
+        cpu_times = []
+        times = time_runs(forward, config.runs, config.warmup, cpu_times)
     peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
     per_layout = flops.generator_flops(model)
-    summary = summarize_times(times)
+    summary = summarize_times(times, cpu_times)
     profile = _profile(forward) if config.profile else None
     path = {"off": "tf.function", "on": "tf.function, banded low-memory pass",
             "ab": "tf.function, banded low-memory pass (A/B against the plain pass)"}[config.low_memory]
@@ -301,10 +312,11 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     iterator = iter(tf.data.Dataset.from_tensors((image, layout)).repeat())
     gpu_memory_reset()
     step = lambda: _sync(trainer.train_step(iterator)[0])  # noqa: E731
-    times = time_runs(step, config.runs, config.warmup)
+    cpu_times = []
+    times = time_runs(step, config.runs, config.warmup, cpu_times)
     peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
     step_flops = flops.train_step_flops(model)
-    summary = summarize_times(times)
+    summary = summarize_times(times, cpu_times)
     profile = _profile(step) if config.profile else None
     return {
         "what": "train",

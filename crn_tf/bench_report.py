@@ -50,6 +50,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"  time: median {result['median_s']:.4f} s (min {result['min_s']:.4f}, max {result['max_s']:.4f}, "
             f"spread {100 * result['spread']:.1f}%) over {len(result['times_s'])} runs; {rate}"
+            + (f"; CPU time {result['cpu_median_s']:.2f} s per run ({result['cpu_median_s'] / result['median_s']:.2f} "
+               f"cores busy)" if result.get("cpu_median_s") else "")
         )
         flops_line = f"  FLOPs per layout: {result['flops_per_layout'] / 1e9:,.1f} GFLOP"
         if part == "train":
@@ -70,7 +72,9 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"  A/B in one process, alternating: plain median {ab['plain']['median_s']:.4f} s (min "
                 f"{ab['plain']['min_s']:.4f}), banded {ab['banded']['median_s']:.4f} s (min {ab['banded']['min_s']:.4f}): "
-                f"banded/plain = {ab['banded_over_plain']:.3f}; first calls (tracing included, plain first) "
+                f"banded/plain = {ab['banded_over_plain']:.3f} (CPU time {ab['plain']['cpu_median_s']:.2f} / "
+                f"{ab['banded']['cpu_median_s']:.2f} s = {ab['banded_over_plain_cpu']:.3f}); first calls (tracing "
+                f"included, plain first) "
                 f"{ab['first_call_s']['plain']:.3f} / {ab['first_call_s']['banded']:.3f} s"
             )
         memory = f"  peak RSS {_mb(result['peak_rss_bytes'])} (before the model {_mb(result['rss_before_model_bytes'])})"

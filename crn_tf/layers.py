@@ -4,6 +4,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from crn_tf.conv import Conv3x3
 from crn_tf.ops import upsample_bilinear
 
 
@@ -82,9 +83,9 @@ class RefinementModule(keras.layers.Layer):
         self.align_corners = bool(align_corners)
         self.leak = float(leak)
         conv_args = dict(padding="same", use_bias=False, kernel_initializer="glorot_uniform", dtype=self.dtype_policy)
-        self.conv1 = keras.layers.Conv2D(self.filters, 3, name="conv1", **conv_args)
+        self.conv1 = Conv3x3(self.filters, 3, name="conv1", **conv_args)
         self.norm1 = LayerNorm(name="norm1", dtype=self.dtype_policy)
-        self.conv2 = keras.layers.Conv2D(self.filters, 3, name="conv2", **conv_args)
+        self.conv2 = Conv3x3(self.filters, 3, name="conv2", **conv_args)
         self.norm2 = LayerNorm(name="norm2", dtype=self.dtype_policy)
 
     def build(self, input_shape):

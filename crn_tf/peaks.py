@@ -7,8 +7,8 @@ loss's VGG-19 convolutions at batch k + 1, each weighted by the FLOPs it carries
 workload (a generator conv 3x, forward plus its two backward products; a VGG conv (2k + 1)/(k + 1)x,
 forward on k + 1 images plus the data gradient into k). Each shape is timed as one forward
 SAME convolution in the benchmark's precision; the conv peak is the best rate among them.
-`full` measures the shapes that carry >= 75% of the workload's convolution FLOPs (at most 4),
-`quick` the ones that carry >= 50% (at most 2) with a single timed run: fewer runs and shapes,
+`full` measures the shapes that carry >= 75% of the workload's convolution FLOPs (at most 6),
+`quick` the ones that carry >= 50% (at most 4) with a single timed run: fewer runs and shapes,
 never smaller ones.
 
 A utilisation is printed only when it is backed: a peak was measured, its shapes carry at
@@ -25,8 +25,8 @@ from typing import Any, Callable, Sequence
 from crn_tf import flops
 
 PEAK_MODES: dict[str, dict[str, Any]] = {
-    "full": {"coverage": 0.75, "max_shapes": 4, "runs": None},  # runs: --peak-runs
-    "quick": {"coverage": 0.5, "max_shapes": 2, "runs": 1},
+    "full": {"coverage": 0.75, "max_shapes": 6, "runs": None},  # runs: --peak-runs
+    "quick": {"coverage": 0.5, "max_shapes": 4, "runs": 1},
 }
 MIN_COVERAGE = 0.5
 """A peak backs a utilisation only if its shapes carry at least this share of the workload's conv FLOPs."""

@@ -76,8 +76,10 @@ def test_peak_shapes_are_the_workloads_heaviest():
     assert [s.key for s in quick] == [(1, 256, 512, 532, 512), (1, 256, 512, 512, 512)]
     assert quick[0].share == pytest.approx(g256_conv1 / total) and quick[0].where == "g_256/conv1"
     assert sum(s.share for s in quick) >= 0.5
+    train = peaks.peak_shapes(model, "train", 1, "quick")  # the training step's shapes reach 50% too
+    assert peaks.coverage(train, peaks.workload_convs(model, "train")) >= 0.5
     full = peaks.peak_shapes(model, "generator", 1, "full")
-    assert full[:2] == quick and 0.75 <= sum(s.share for s in full) and len(full) <= 4
+    assert full[:2] == quick and 0.75 <= sum(s.share for s in full) and len(full) <= 6
     assert peaks.coverage(quick, peaks.workload_convs(model, "generator")) == pytest.approx(
         (g256_conv1 + g256_conv2) / total)
 
