@@ -46,7 +46,7 @@ def photometric_jitter(images: tf.Tensor, seed: tf.Tensor, step: tf.Tensor) -> t
     """Seeded random blur (one factor per batch, half of the batches) and per-image gain and contrast."""
     batch = tf.shape(images)[:1]
     key = tf.stack([seed, step + (1 << 40)])  # a stream apart from the flips'
-    draws = tf.random.stateless_uniform([3], seed=key)
+    draws = tf.random.stateless_uniform([2], seed=key)  # whether to blur, and by how much
     factor = 1.0 + draws[1] * (MAX_BLUR_FACTOR - 1.0)
     images = tf.cond(draws[0] < 0.5, lambda: soften(images, factor), lambda: images)
     keys = tf.random.experimental.stateless_split(key, 3)
