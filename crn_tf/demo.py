@@ -72,8 +72,10 @@ def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> 
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), method))
 
 
-def _batches(dataset, examples, label_set):
-    """Iterates the layout dataset; a decoding failure becomes a DataError naming the file.
+def _batches(dataset, examples, label_set, num_batches: int):
+    """Iterates the `num_batches` batches of the layout dataset; a decoding failure becomes a
+    DataError naming the file. The end of the dataset is never asked for: after a large
+    graph had run, that last `next()` was seen to stall for about 4 s.
 
     tf.data reports a bad label (e.g. a colour outside the label set) as an InvalidArgumentError
     carrying the file name; re-reading that file with the NumPy reader gives the full message
@@ -84,7 +86,7 @@ def _batches(dataset, examples, label_set):
     from crn_tf.data import DataError, read_label
 
     iterator = iter(dataset)
-    while True:
+    for _ in range(num_batches):
         try:
             batch = next(iterator)
         except StopIteration:
@@ -187,7 +189,7 @@ def synthesize_folder(
     written: list[str] = []
     entries: list[PageEntry] = []
     bar = Progress(len(examples), "synthesizing", enabled=progress)
-    for layout, _, index in _batches(dataset, examples, label_set):
+    for layout, _, index in _batches(dataset, examples, label_set, -(-len(examples) // batch_size)):
         images = to_uint8(synthesize(model, layout, low_memory=banded).numpy())  # (B, k, H, W, 3)
         classes = onehot_to_classes(layout.numpy())  # (B, H, W)
         for item, example_index in enumerate(np.asarray(index).tolist()):
