@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from crn_tf.bench_report import format_report
 from crn_tf.machine import current_rss_bytes, gpu_memory_reset, gpu_peak_bytes, load_average, peak_rss_bytes
 from crn_tf.precision import INFERENCE_POLICIES, PRECISION_POLICIES
 from crn_tf.quiet import quiet_start
+from crn_tf.timing import summarize_times, time_runs
+from crn_tf.timing import sync as _sync
 
 PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
 """--precision -> Keras dtype policy of a training step's generator and VGG (None = float32)."""
@@ -104,48 +105,6 @@ class BenchConfig:
             raise BenchError("--low-memory is an inference path: use it with --mode generator")
 
 
-# === Timing ===
-
-def summarize_times(times: Sequence[float], cpu_times: Sequence[float] | None = None) -> dict[str, Any]:
-    """Median and spread (min, max, (max - min) / median) of timed runs, in seconds; with
-    `cpu_times`, also the median CPU time of this process per run (all its threads): on a
-    shared machine the work done, which the load moves less than the wall time."""
-    median = statistics.median(times)
-    summary = {
-        "median_s": median,
-        "min_s": min(times),
-        "max_s": max(times),
-        "spread": (max(times) - min(times)) / median if median > 0 else 0.0,
-        "times_s": list(times),
-    }
-    if cpu_times:
-        summary["cpu_median_s"] = statistics.median(cpu_times)
-    return summary
-
-
-def time_runs(run: Callable[[], Any], runs: int, warmup: int, cpu_times: list | None = None) -> list[float]:
-    """Wall-clock seconds of `runs` calls of `run` after `warmup` untimed ones (and each call's
-    process CPU seconds appended to `cpu_times`). `run` must return only when its work is
-    done (read a scalar of the result back)."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        start, cpu = time.perf_counter(), time.process_time()
-        run()
-        times.append(time.perf_counter() - start)
-        if cpu_times is not None:
-            cpu_times.append(time.process_time() - cpu)
-    return times
-
-
-def _sync(tensor) -> None:
-    """Waits for `tensor` (one element read back: no large copy, works on GPU streams)."""
-    import tensorflow as tf
-
-    tf.reshape(tensor, [-1])[0].numpy()
-
-
 def measure_peaks(config: BenchConfig) -> dict[str, Any]:
     """The device's conv (and matmul) rates on the heaviest conv shapes of the configured
     workload(s) (`crn_tf.peaks`), and the share of each workload's conv FLOPs they carry."""
@@ -156,7 +115,7 @@ def measure_peaks(config: BenchConfig) -> dict[str, Any]:
         shapes += [s for s in peaks.peak_shapes(model, part, config.batch_size, config.peak)
                    if s.key not in {t.key for t in shapes}]
     runs = peaks.PEAK_MODES[config.peak]["runs"] or config.peak_runs
-    result = peaks.measure_peaks(config.precision, shapes, runs, time_runs, _sync)
+    result = peaks.measure_peaks(config.precision, shapes, runs)
     result.update({"mode": config.peak, "workload": " and ".join(parts), "runs": runs})
     result["coverage"] = {part: peaks.coverage(shapes, peaks.workload_convs(model, part, config.batch_size))
                           for part in ("generator", "train")}

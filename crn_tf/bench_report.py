@@ -5,7 +5,7 @@ from typing import Any
 
 
 def _mb(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 2**20:,.0f} MB"
+    return "n/a" if value is None else f"{value / 2**20:,.0f} MiB"
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -79,6 +79,8 @@ class CRNLoss(tf.Module):
             Defaults to False.
         rescale_epoch: int. The epoch after which the trainer should call `rescale()` for
             `"auto"` weights (see `maybe_rescale`). Defaults to 100, as the paper.
+        diversity_mean_weight: float in [0, 1). The diversity loss's weight on the mean over the
+            k images; the min over them gets 1 minus it. Defaults to 0.001, as the original.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class CRNLoss(tf.Module):
         layer_weights: str | Sequence[float] | None = None,
         diversity: bool = False,
         rescale_epoch: int = DEFAULT_RESCALE_EPOCH,
+        diversity_mean_weight: float = DIVERSITY_MEAN_WEIGHT,
         name: str = "crn_loss",
     ):
         super().__init__(name=name)
@@ -96,6 +99,9 @@ class CRNLoss(tf.Module):
         self._layer_weights_arg = layer_weights if isinstance(layer_weights, str) else [float(w) for w in initial]
         self.diversity = bool(diversity)
         self.rescale_epoch = int(rescale_epoch)
+        if not 0.0 <= float(diversity_mean_weight) < 1.0:
+            raise ValueError(f"diversity_mean_weight must be in [0, 1), got {diversity_mean_weight}")
+        self.diversity_mean_weight = float(diversity_mean_weight)
         self.layer_names = LAYER_NAMES
         # Not tracked: a checkpoint of the loss holds the loss's state, not 80 MB of VGG.
         object.__setattr__(self, "_features", features)
@@ -127,6 +133,7 @@ class CRNLoss(tf.Module):
             "layer_weights": self._layer_weights_arg,
             "diversity": self.diversity,
             "rescale_epoch": self.rescale_epoch,
+            "diversity_mean_weight": self.diversity_mean_weight,
         }
 
     # === The loss ===
@@ -166,7 +173,7 @@ class CRNLoss(tf.Module):
         """Per-layer terms before the layer weights, (batch, 6) float32.
 
         Single image: mean |Phi_l(I) - Phi_l(g)|. Diversity: the layer's share of the total,
-        `0.999 * sum_p E_l[u*_p, p] + 0.001 * sum_p mean_u E_l[u, p]`, with `u*_p` the image
+        `(1 - m) * sum_p E_l[u*_p, p] + m * sum_p mean_u E_l[u, p]` (m = 0.001, the original's), `u*_p` the image
         minimising the weighted E[u, p], so that sum_l w_l * term_l is the loss.
         """
         real, fake, layout = self._check_inputs(real, fake, layout)
@@ -212,7 +219,8 @@ class CRNLoss(tf.Module):
         chosen = tf.stop_gradient(tf.one_hot(best, tf.shape(total)[1], axis=1, dtype=tf.float32))  # (B, k, P)
         min_part = tf.reduce_sum(layer_errors * chosen[:, tf.newaxis], axis=[2, 3])  # (B, L)
         mean_part = tf.reduce_sum(tf.reduce_mean(layer_errors, axis=2), axis=-1)  # (B, L)
-        return DIVERSITY_MIN_WEIGHT * min_part + DIVERSITY_MEAN_WEIGHT * mean_part
+        mean_weight = self.diversity_mean_weight
+        return (1.0 - mean_weight) * min_part + mean_weight * mean_part
 
     def _check_inputs(self, real, fake, layout):
         real = tf.cast(tf.convert_to_tensor(real), tf.float32)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from crn_tf import flops
 
@@ -93,13 +93,13 @@ def peak_shapes(model, mode: str, batch_size: int, peak: str) -> list[PeakShape]
     return representative_shapes(workload_convs(model, mode, batch_size), spec["coverage"], spec["max_shapes"])
 
 
-def measure_peaks(
-    precision: str, shapes: Sequence[PeakShape], runs: int, time_runs: Callable, sync: Callable
-) -> dict[str, Any]:
+def measure_peaks(precision: str, shapes: Sequence[PeakShape], runs: int) -> dict[str, Any]:
     """The device's rate, TFLOP/s, on each of `shapes` (a forward 3x3 SAME conv) and on an
     n^3 matmul, in `precision`. `conv_peak_tflops` is the best conv rate: the denominator of
     utilisation; `coverage` is the share of the workload's conv FLOPs its shapes carry."""
     import tensorflow as tf
+
+    from crn_tf.timing import sync, time_runs
 
     dtype = COMPUTE_DTYPES[precision]
     generator = tf.random.Generator.from_seed(0)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from crn_tf import bench, flops, machine, peaks
+from crn_tf import bench, flops, machine, peaks, timing
 from crn_tf.model import CRN
 
 
@@ -108,7 +108,7 @@ def test_utilisation_only_where_a_peak_backs_it():
 
 
 def test_summarize_times():
-    summary = bench.summarize_times([2.0, 1.0, 4.0])
+    summary = timing.summarize_times([2.0, 1.0, 4.0])
     assert summary["median_s"] == 2.0 and summary["min_s"] == 1.0 and summary["max_s"] == 4.0
     assert summary["spread"] == pytest.approx(1.5)
 

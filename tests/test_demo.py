@@ -247,3 +247,14 @@ def test_no_argument_demo_in_subprocess(tmp_path):
     assert all((out / src).is_file() for src in re.findall(r'src="([^"]+)"', page))
     first = _read(out / pngs[0])
     assert first.std() > 1.0  # a picture, not a constant
+
+
+def test_low_memory_choice_is_reported(k1, city, tmp_path, capsys):
+    checkpoint, _ = k1
+    root, _ = city
+    base = ["--checkpoint", checkpoint, "--labels", root, "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "on"), "--low-memory"]) == 0
+    assert "banded low-memory pass (--low-memory on)" in capsys.readouterr().out
+    assert main(base + ["--out", str(tmp_path / "auto")]) == 0  # a tiny model fits: plain
+    out = capsys.readouterr().out
+    assert "plain pass (auto: the plain pass needs about" in out and ": fits)" in out

@@ -68,7 +68,7 @@ def block_mean(x, size):
     return x.reshape(b, size[0], fh, size[1], fw, c).mean(axis=(2, 4))
 
 
-def numpy_diversity_loss(features, real, fake, layout, weights):
+def numpy_diversity_loss(features, real, fake, layout, weights, mean_weight=0.001):
     batch, k = fake.shape[:2]
     fr = numpy_features(features, real)
     ff = numpy_features(features, fake.reshape((-1,) + fake.shape[2:]))
@@ -78,7 +78,7 @@ def numpy_diversity_loss(features, real, fake, layout, weights):
         error = np.abs(f_fake - fr[name][:, None]).mean(axis=-1)  # (B, k, h, w)
         mask = block_mean(layout.astype(np.float64), error.shape[2:])  # (B, h, w, P)
         energy = energy + w * np.einsum("bkhw,bhwp->bkp", error, mask) / (error.shape[2] * error.shape[3])
-    totals = 0.999 * energy.min(axis=1).sum(-1) + 0.001 * energy.mean(axis=1).sum(-1)
+    totals = (1 - mean_weight) * energy.min(axis=1).sum(-1) + mean_weight * energy.mean(axis=1).sum(-1)
     return totals.mean()
 
 
@@ -113,6 +113,17 @@ def test_diversity_loss_matches_numpy(rng, soft):
     np.testing.assert_allclose(sum(float(terms[n]) for n in LAYER_NAMES), expected, rtol=1e-5)
     np.testing.assert_allclose(float(terms["total"]), expected, rtol=1e-5)
     assert PRESET_LAYER_WEIGHTS["256p"] == pytest.approx((1, 1 / 1.6, 1 / 2.3, 1 / 1.8, 1 / 2.8, 10 / 0.8))
+
+
+@pytest.mark.parametrize("mean_weight", [0.0, 0.5])
+def test_diversity_mean_weight_matches_numpy(rng, mean_weight):
+    features = PointwiseFeatures()
+    real, fake = random_images(rng, 2), random_images(rng, 2, 3)
+    layout = random_layout(rng, 2)
+    loss = CRNLoss(features, diversity=True, diversity_mean_weight=mean_weight)
+    expected = numpy_diversity_loss(features, real, fake, layout, PRESET_LAYER_WEIGHTS["256p"], mean_weight)
+    np.testing.assert_allclose(float(loss(real, fake, layout)), expected, rtol=1e-5)
+    assert loss.get_config()["diversity_mean_weight"] == mean_weight
 
 
 def virtual_image_case(rng):
@@ -305,11 +316,15 @@ def test_bad_arguments(vgg, rng):
         CRNLoss(vgg, layer_weights="2048p")
     with pytest.raises(ValueError, match="6 finite non-negative numbers"):
         CRNLoss(vgg, layer_weights=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"diversity_mean_weight must be in \[0, 1\), got 1.0"):
+        CRNLoss(vgg, diversity=True, diversity_mean_weight=1.0)
 
 
 def test_defaults_and_config(vgg):
-    assert CRNLoss(vgg).get_config() == {"layer_weights": "512p", "diversity": False, "rescale_epoch": 100}
+    assert CRNLoss(vgg).get_config() == {"layer_weights": "512p", "diversity": False, "rescale_epoch": 100,
+                                     "diversity_mean_weight": 0.001}
     assert CRNLoss(vgg, diversity=True).get_config()["layer_weights"] == "256p"
     np.testing.assert_allclose(CRNLoss(vgg, diversity=True).layer_weights.numpy(), PRESET_LAYER_WEIGHTS["256p"])
     custom = CRNLoss(vgg, layer_weights=[1, 2, 3, 4, 5, 6], rescale_epoch=7)
-    assert custom.get_config() == {"layer_weights": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "diversity": False, "rescale_epoch": 7}
+    assert custom.get_config() == {"layer_weights": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "diversity": False, "rescale_epoch": 7,
+                                   "diversity_mean_weight": 0.001}

@@ -98,6 +98,9 @@ class TrainOptions:
     layer_weights: str = _field("original", "perceptual-loss layer weights: original (the release's constants) "
                                 "or auto (1/elements, rescaled at --rescale-epoch)", choices=("original", "auto"))
     rescale_epoch: int = _field(100, "with --layer-weights auto: rescale the weights after this epoch")
+    diversity_mean_weight: float = _field(0.001, "k > 1: the diversity loss's weight on the mean over the k images "
+                                          "(the min gets 1 minus it); larger makes every image, not only the "
+                                          "best per class, follow the photo")
     # --- optimisation ---
     epochs: int | None = _field(None, "epochs (default: the preset's, as the original: 200 at 256p, 20 at 512p, "
                                 "5 at 1024p; 12 for the small default)")
@@ -204,6 +207,8 @@ def validate_options(options: TrainOptions) -> None:
         raise ValueError(f"--lr must be positive, got {options.lr}")
     if options.width_multiplier is not None and options.width_multiplier <= 0:
         raise ValueError(f"--width-multiplier must be positive, got {options.width_multiplier}")
+    if not 0.0 <= options.diversity_mean_weight < 1.0:
+        raise ValueError(f"--diversity-mean-weight must be in [0, 1), got {options.diversity_mean_weight}")
     if options.rescale_epoch < 1:
         raise ValueError(f"--rescale-epoch must be at least 1, got {options.rescale_epoch}")
     if options.size is not None:

@@ -85,7 +85,7 @@ def build_loss(options: TrainOptions, diversity: bool):
 
         features = RecomputedVGGFeatures(features)
     return CRNLoss(features, layer_weights=layer_weights_name(options, diversity), diversity=diversity,
-                   rescale_epoch=options.rescale_epoch)
+                   rescale_epoch=options.rescale_epoch, diversity_mean_weight=options.diversity_mean_weight)
 
 
 def demo_command(run_dir: str, labels: str | None, split: str = "val") -> str:
