@@ -22,7 +22,7 @@ setup(
             "crn-export=crn_tf.export:main",
             "crn-evaluate=crn_tf.evaluate.__main__:main",
             "crn-segmenter=crn_tf.evaluate.segmenter.__main__:main",
-            "crn-download=crn_tf.download:main",
+            "crn-download=crn_tf.weights.download:main",
         ]
     },
 )

@@ -20,13 +20,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from crn_tf.data.resize import (DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS, check_photo_resize,
-                                 resize_photo_array)
-from crn_tf.images import image_file_name, make_grid, save_image, to_uint8
+from crn_tf.core.images import image_file_name, make_grid, save_image, to_uint8
+from crn_tf.core.progress import Progress
+from crn_tf.core.quiet import quiet_start
+from crn_tf.data.resize import (
+    DEFAULT_PHOTO_RESIZE,
+    PHOTO_RESIZE_METHODS,
+    check_photo_resize,
+    resize_photo_array,
+)
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
-from crn_tf.memory import add_low_memory_flag, choose_low_memory
-from crn_tf.progress import Progress
-from crn_tf.quiet import quiet_start
+from crn_tf.nn.memory import add_low_memory_flag, choose_low_memory
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_64x128")
@@ -46,7 +50,7 @@ class DemoResult:
     num_images: int
     files: list[str]
     seconds: float
-    low_memory: str = ""  # which forward pass ran, and why (crn_tf.memory.choose_low_memory)
+    low_memory: str = ""  # which forward pass ran, and why (crn_tf.nn.memory.choose_low_memory)
 
 
 def output_names(stem: str, num_images: int) -> list[str]:
@@ -152,7 +156,7 @@ def synthesize_folder(
     """Runs `model` on every layout of `labels` and writes the images and `index.html` into `out_dir`.
 
     Args:
-        model: a CRN (e.g. from `crn_tf.checkpoint.load_model`).
+        model: a CRN (e.g. from `crn_tf.weights.checkpoint.load_model`).
         labels: a label folder (colour PNGs), a Cityscapes root (its `gtFine/<split>`), a paired
             folder (`labels/` + `images/`), a single label file, a glob, or a list of files.
         out_dir: the output folder (created).
@@ -161,8 +165,8 @@ def synthesize_folder(
         batch_size: layouts per model call.
         keep_size: resize each output back to its label map's size (otherwise the model's size).
         low_memory: "auto" (default), "on" / True or "off" / False: the banded low-memory
-            forward pass (`crn_tf.inference`), same output; "auto" bands when the plain pass would
-            not fit the memory available (`crn_tf.memory`).
+            forward pass (`crn_tf.nn.inference`), same output; "auto" bands when the plain pass would
+            not fit the memory available (`crn_tf.nn.memory`).
         label_set: the classes of the label files; defaults to the model's (`model.label_set`).
         progress: draw a progress bar over the files on stderr.
         title: the page title.
@@ -172,7 +176,7 @@ def synthesize_folder(
     Raises crn_tf.data.DataError naming the file for missing, unreadable or unknown-valued inputs.
     """
     from crn_tf.data import make_layout_dataset, probe, read_image
-    from crn_tf.inference import synthesize
+    from crn_tf.nn.inference import synthesize
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -191,7 +195,7 @@ def synthesize_folder(
     dataset = make_layout_dataset(examples, model.output_size, label_set, batch_size)
     os.makedirs(os.path.join(out_dir, PAGE_DIR), exist_ok=True)
 
-    from crn_tf.report_page import PageEntry, write_page
+    from crn_tf.core.page import PageEntry, write_page
 
     written: list[str] = []
     entries: list[PageEntry] = []
@@ -242,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help="checkpoint directory, training run directory (uses its model/), or a name of "
-                             "the authors' weights (authors-256p, ...: downloaded by crn_tf.download if missing) "
+                             "the authors' weights (authors-256p, ...: downloaded by crn_tf.weights.download if missing) "
                              "(default: %(default)s)")
     parser.add_argument("--labels", default=DEFAULT_LABELS,
                         help="label folder (colour PNGs), Cityscapes root (reads gtFine/<split>), folder with "
@@ -282,11 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1:
         print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
-    from crn_tf.checkpoint import CheckpointError, load_model
-    from crn_tf.download import resolve_checkpoint
-    from crn_tf.precision import INFERENCE_POLICIES
+    from crn_tf.core.precision import INFERENCE_POLICIES
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
+    from crn_tf.weights.checkpoint import CheckpointError, load_model
+    from crn_tf.weights.download import resolve_checkpoint
 
     try:
         if args.checkpoint == DEFAULT_CHECKPOINT and not os.path.isdir(DEFAULT_CHECKPOINT):

@@ -10,7 +10,7 @@ The SavedModel needs nothing from crn_tf to run. Its signatures:
 
 Inputs of the wrong size, or label values that are neither a class nor 255, fail with an
 `InvalidArgumentError` whose message names the expected shape and values. Both signatures run
-`crn_tf.inference.forward`: the plain pass, or with `--low-memory` (auto by default: when the
+`crn_tf.nn.inference.forward`: the plain pass, or with `--low-memory` (auto by default: when the
 plain pass would not fit this machine's memory) the banded one, whose bands are sized for
 batch 1. The TFLite model is always the plain pass (the interpreter plans its own memory).
 
@@ -30,10 +30,10 @@ import shutil
 import sys
 from typing import Sequence
 
-from crn_tf.files import write_atomic
+from crn_tf.core.files import write_atomic
+from crn_tf.core.quiet import quiet_start
 from crn_tf.labels import VOID
-from crn_tf.quiet import quiet_start
-from crn_tf.memory import add_low_memory_flag
+from crn_tf.nn.memory import add_low_memory_flag
 
 SERVING_KEY = "serving_default"
 LAYOUT_KEY = "synthesize_layout"
@@ -57,7 +57,7 @@ def _tf():
 
 
 def images_to_uint8(images):
-    """Float images about 0..255 -> uint8 in TF: clip, then round half up (`crn_tf.images.to_uint8`)."""
+    """Float images about 0..255 -> uint8 in TF: clip, then round half up (`crn_tf.core.images.to_uint8`)."""
     tf = _tf()
     return tf.cast(tf.floor(tf.clip_by_value(images, 0.0, 255.0) + 0.5), tf.uint8)
 
@@ -93,11 +93,11 @@ def _checked_shape(tensor, expected: Sequence[int], message: str, name: str):
 
 def serving_functions(model, banded: bool = False, band_bytes: int | None = None) -> dict:
     """The two signatures as {name: (function, input_signature)}, each function closing over
-    `model`; `banded` selects the low-memory pass (`crn_tf.inference.forward`, bands of
+    `model`; `banded` selects the low-memory pass (`crn_tf.nn.inference.forward`, bands of
     `band_bytes`, by default its own)."""
     tf = _tf()
     from crn_tf.data.pipeline import classes_to_layout
-    from crn_tf.inference import DEFAULT_BAND_BYTES, forward
+    from crn_tf.nn.inference import DEFAULT_BAND_BYTES, forward
 
     band_bytes = band_bytes or DEFAULT_BAND_BYTES
 
@@ -167,7 +167,7 @@ class ExportResult:
 
 def export_saved_model(model, directory: str | os.PathLike, overwrite: bool = False, banded: bool = False) -> str:
     """Writes `model` as a SavedModel with the `serving_default` and `synthesize_layout` signatures
-    (`banded`: computing the large modules in row bands, `crn_tf.inference`)."""
+    (`banded`: computing the large modules in row bands, `crn_tf.nn.inference`)."""
     directory = os.fspath(directory)
     if os.path.exists(directory) and os.listdir(directory):
         if not overwrite:
@@ -201,7 +201,7 @@ def export_tflite(model, path: str | os.PathLike) -> str:
     info = _describe(model)
     height, width, num_classes = info["height"], info["width"], info["num_classes"]
 
-    from crn_tf.inference import forward
+    from crn_tf.nn.inference import forward
 
     @tf.function(input_signature=[tf.TensorSpec([1, height, width], tf.uint8, name="labels")])
     def synthesize(labels):
@@ -211,7 +211,9 @@ def export_tflite(model, path: str | os.PathLike) -> str:
     # Freeze the weights into constants first: converting the function (or a SavedModel of
     # it) as is keeps Keras 3 weights as resource variables that the TFLite interpreter never
     # initialises, so every output would be computed from zeros.
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     frozen = convert_variables_to_constants_v2(synthesize.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
@@ -259,7 +261,9 @@ def _onnx_model(model, info: dict, opset: int):
     import gc
     from collections import OrderedDict
 
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
     from tf2onnx import optimizer, tfonnx
 
     tf = _tf()
@@ -294,10 +298,10 @@ def export(model, directory: str | os.PathLike, tflite: bool = False, overwrite:
     """SavedModel into `directory`; with `tflite` also `<directory>/model.tflite`, with `onnx` an ONNX file there.
 
     `low_memory` (auto / on / off) chooses the signatures' pass, auto by this machine's memory
-    for batch 1 (`crn_tf.memory.choose_low_memory`). A TFLite or ONNX conversion failure does not
+    for batch 1 (`crn_tf.nn.memory.choose_low_memory`). A TFLite or ONNX conversion failure does not
     undo the SavedModel: it is reported in `tflite_error` / `onnx_error`.
     """
-    from crn_tf.memory import choose_low_memory
+    from crn_tf.nn.memory import choose_low_memory
 
     banded, reason = choose_low_memory(low_memory, model, 1)
     saved = export_saved_model(model, directory, overwrite=overwrite, banded=banded)
@@ -323,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint directory (config.json + model.weights.h5), a training run directory, "
-                             "or a name of the authors' weights (authors-256p, ...; see crn_tf.download)")
+                             "or a name of the authors' weights (authors-256p, ...; see crn_tf.weights.download)")
     parser.add_argument("--out", required=True, help="SavedModel directory to write")
     parser.add_argument("--tflite", action="store_true", help="also write <out>/model.tflite (batch 1, uint8 in/out)")
     parser.add_argument("--onnx", metavar="FILE", default=None,
@@ -338,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
-    from crn_tf.checkpoint import CheckpointError, load_model
-    from crn_tf.download import resolve_checkpoint
+    from crn_tf.weights.checkpoint import CheckpointError, load_model
+    from crn_tf.weights.download import resolve_checkpoint
 
     try:
         model = load_model(resolve_checkpoint(args.checkpoint))

@@ -142,7 +142,7 @@ class LabelSet:
             raise ValueError(f"{source}: not a valid label set ({error})") from error
 
     def save_json(self, path: str | os.PathLike) -> None:
-        from crn_tf.files import write_atomic
+        from crn_tf.core.files import write_atomic
 
         write_atomic(path, json.dumps(self.to_dict(), indent=2))
 

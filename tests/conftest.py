@@ -28,6 +28,6 @@ def write_city(tmp_path_factory, num_train: int, num_val: int, size, seed: int) 
 @pytest.fixture(scope="session")
 def vgg():
     """One random-weight VGG-19 for the tests' losses: it is frozen, so sharing it is safe."""
-    from crn_tf.vgg import VGG19Features
+    from crn_tf.loss.vgg import VGG19Features
 
     return VGG19Features(None)

@@ -106,11 +106,11 @@ def wrap(owner, name, before=None, after=None):
 
 
 def main():
-    import crn_tf.checkpoint
     from tensorflow.python.checkpoint import checkpoint_management
     from tensorflow.python.ops import gen_io_ops
 
-    from crn_tf.model import CRN
+    import crn_tf.weights.checkpoint
+    from crn_tf.nn.model import CRN
     from crn_tf.training.callbacks import LossLog
     from crn_tf.training.cli import main as train_main
     from crn_tf.training.state import RunState
@@ -119,7 +119,7 @@ def main():
     wrap(gen_io_ops, "merge_v2_checkpoints", before=lambda *a, **k: stop_here("checkpoint-shards"))
     wrap(checkpoint_management, "update_checkpoint_state_internal",
          before=lambda *a, **k: stop_here("checkpoint-state"))
-    wrap(crn_tf.checkpoint, "save_model",
+    wrap(crn_tf.weights.checkpoint, "save_model",
          before=lambda model, directory, label_set=None, extra=None: saving.update(step=(extra or {}).get("step")))
     wrap(CRN, "save_weights", after=lambda *a, **k: stop_here("model-weights"))
     wrap(os, "replace", after=lambda source, destination, *a, **k:

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from crn_tf import bench, flops, machine, peaks, timing
-from crn_tf.model import CRN
+from crn_tf.bench import flops, peaks, timing
+from crn_tf.bench import run as bench
+from crn_tf.core import machine
+from crn_tf.nn.model import CRN
 
 
 def test_generator_flops_by_hand():
@@ -23,7 +25,7 @@ def test_generator_flops_by_hand():
 
 
 def test_vgg_flops_by_hand_and_against_the_vgg_module():
-    from crn_tf.vgg import CONV_LAYERS
+    from crn_tf.loss.vgg import CONV_LAYERS
 
     convs = flops.vgg19_convs(32, 64)
     assert [c.name.split("/")[1] for c in convs] == [name for name, _, _ in CONV_LAYERS]

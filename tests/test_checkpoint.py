@@ -5,9 +5,15 @@ import os
 import numpy as np
 import pytest
 
-from crn_tf.checkpoint import CheckpointError, load_model, read_config, resolve_checkpoint_dir, save_model
 from crn_tf.labels import LabelClass, LabelSet
-from crn_tf.model import CRN
+from crn_tf.nn.model import CRN
+from crn_tf.weights.checkpoint import (
+    CheckpointError,
+    load_model,
+    read_config,
+    resolve_checkpoint_dir,
+    save_model,
+)
 
 
 def tiny(num_classes=19):
@@ -57,7 +63,7 @@ def test_bad_paths_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a crn_tf checkpoint"):
         load_model(tmp_path / "empty")
     (tmp_path / "model.ckpt.index").write_bytes(b"")
-    with pytest.raises(CheckpointError, match="crn_tf.tf1_import"):
+    with pytest.raises(CheckpointError, match="crn_tf.weights.tf1_import"):
         load_model(tmp_path / "model.ckpt")
     save_model(tiny(), tmp_path / "broken")
     (tmp_path / "broken" / "config.json").write_text("{")

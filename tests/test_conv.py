@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from crn_tf import conv
+from crn_tf.nn import conv
 
 
 def numpy_weight_gradient(x, dy):

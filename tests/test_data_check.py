@@ -9,8 +9,8 @@ from PIL import Image
 
 from crn_tf.data import scan_dataset
 from crn_tf.data.check import main, suggested_size
-from crn_tf.synthetic import write_paired_dataset
 from crn_tf.labels import LabelSet
+from crn_tf.synthetic import write_paired_dataset
 
 STREET5_PATH = os.path.join(os.path.dirname(__file__), "..", "data", "label_sets", "street5.json")
 STREET5 = LabelSet.load_json(STREET5_PATH)

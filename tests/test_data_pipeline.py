@@ -7,8 +7,23 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from crn_tf.data import DataError, find_examples, label_size, make_dataset, make_layout_dataset, read_image, read_label
-from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet, classes_to_colors, classes_to_ids, onehot_to_classes
+from crn_tf.data import (
+    DataError,
+    find_examples,
+    label_size,
+    make_dataset,
+    make_layout_dataset,
+    read_image,
+    read_label,
+)
+from crn_tf.labels import (
+    CITYSCAPES,
+    LabelClass,
+    LabelSet,
+    classes_to_colors,
+    classes_to_ids,
+    onehot_to_classes,
+)
 
 SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
     [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),

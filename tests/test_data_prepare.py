@@ -9,8 +9,8 @@ import pytest
 
 from crn_tf.data import find_examples, make_dataset, probe
 from crn_tf.data.prepare import encode_label, main, prepare
-from crn_tf.synthetic import write_paired_dataset, write_synthetic_city
 from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet
+from crn_tf.synthetic import write_paired_dataset, write_synthetic_city
 from crn_tf.training.data import EpochData
 
 STREET5_PATH = os.path.join(os.path.dirname(__file__), "..", "data", "label_sets", "street5.json")

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crn_tf.data.readers import DataError, label_format_for, probe, read_image, read_label
+from crn_tf.data.readers import (
+    DataError,
+    label_format_for,
+    probe,
+    read_image,
+    read_label,
+)
 from crn_tf.labels import LabelClass, LabelSet, classes_to_colors, classes_to_ids
 
 SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(

@@ -19,7 +19,12 @@ from PIL import Image
 
 from crn_tf.data import find_examples, make_dataset, read_image
 from crn_tf.data.decode import resize_photo
-from crn_tf.data.resize import PHOTO_RESIZE_METHODS, check_photo_resize, imresize, imresize_uint8
+from crn_tf.data.resize import (
+    PHOTO_RESIZE_METHODS,
+    check_photo_resize,
+    imresize,
+    imresize_uint8,
+)
 from crn_tf.labels import CITYSCAPES, classes_to_colors
 
 
@@ -188,8 +193,8 @@ def test_photos_resized_outside_the_pipeline(tmp_path, rng):
 def compare_with_matlab(photo_path: str, size=(256, 512)) -> dict:
     """Max and mean |level| of the pipeline's photo (rounded as `prepare` writes it) against the reference
     above, for each --photo-resize: the figures of docs/data.md."""
+    from crn_tf.core.images import to_uint8
     from crn_tf.data.sources import Example
-    from crn_tf.images import to_uint8
 
     reference = matlab_imwrite_imresize(read_image(photo_path), size).astype(int)
     example = Example("photo", photo_path, photo_path, "colors")  # the photo stands in for its label (not compared)
@@ -205,7 +210,7 @@ if __name__ == "__main__":
     # python tests/test_data_resize.py PHOTO [HxW]
     import sys
 
-    from crn_tf.sizes import parse_size
+    from crn_tf.core.sizes import parse_size
 
     target = parse_size(sys.argv[2]) if len(sys.argv) > 2 else (256, 512)
     for name, (worst, mean) in compare_with_matlab(sys.argv[1], target).items():

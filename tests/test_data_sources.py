@@ -8,8 +8,8 @@ from PIL import Image
 
 from crn_tf.data import DataError, find_examples, read_image, read_label
 from crn_tf.data.sources import stem_of
-from crn_tf.synthetic import write_paired_dataset, write_synthetic_city
 from crn_tf.labels import LabelSet, classes_to_colors, ids_to_classes
+from crn_tf.synthetic import write_paired_dataset, write_synthetic_city
 
 STREET5 = os.path.join(os.path.dirname(__file__), "..", "data", "label_sets", "street5.json")
 

@@ -8,18 +8,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crn_tf.demo import DEFAULT_CHECKPOINT, DEFAULT_LABELS, main, output_names, synthesize_folder
-from crn_tf.images import make_grid, to_uint8
+from crn_tf.core.images import make_grid, to_uint8
+from crn_tf.core.page import PageEntry, render_page
+from crn_tf.demo import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_LABELS,
+    main,
+    output_names,
+    synthesize_folder,
+)
 from crn_tf.labels import CITYSCAPES, classes_to_colors, classes_to_onehot
-from crn_tf.report_page import PageEntry, render_page
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEIGHT, WIDTH = 32, 64
 
 
 def _tiny_checkpoint(directory, num_images):
-    from crn_tf.checkpoint import load_model, save_model
-    from crn_tf.model import CRN
+    from crn_tf.nn.model import CRN
+    from crn_tf.weights.checkpoint import load_model, save_model
 
     model = CRN(output_size=(HEIGHT, WIDTH), widths=(8, 8, 8, 8), num_images=num_images)
     model.build()

@@ -1,18 +1,17 @@
-"""crn_tf.download: a mirror on 127.0.0.1 that breaks halfway -> an imported checkpoint that runs."""
+"""crn_tf.weights.download: a mirror on 127.0.0.1 that breaks halfway -> an imported checkpoint that runs."""
 import dataclasses
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from crn_tf import download
-from crn_tf.checkpoint import CheckpointError, load_model
-from crn_tf.download import CATALOGUE, DownloadError, fetch, resolve_checkpoint
-from crn_tf.tf1_import import import_tf1
-
 from mirror_server import MirrorServer
 from test_tf1_import import tiny_tf1_variables, write_tf1_checkpoint
+
+from crn_tf.weights import download
+from crn_tf.weights.checkpoint import CheckpointError, load_model
+from crn_tf.weights.download import CATALOGUE, DownloadError, fetch, resolve_checkpoint
+from crn_tf.weights.tf1_import import import_tf1
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(REPO, "data", "samples", "64x128", "labels")
@@ -80,7 +79,7 @@ def test_download_resumes_imports_and_the_checkpoint_runs(tiny_mirror, tmp_path,
 
 
 def test_a_name_is_downloaded_on_first_use_and_init_from_takes_it(tiny_mirror, monkeypatch):
-    from crn_tf.model import CRN
+    from crn_tf.nn.model import CRN
     from crn_tf.training.modules import init_from_checkpoint
 
     with MirrorServer(tiny_mirror) as server:

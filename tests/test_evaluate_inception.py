@@ -5,11 +5,11 @@ import tarfile
 import numpy as np
 import pytest
 import tensorflow as tf
+from evaluate_helpers import BLOCK, EPSILON, SIZE, build_tiny_fid_graph
 from PIL import Image
 
 from crn_tf.evaluate import inception
 from crn_tf.evaluate.features import folder_features, list_images
-from evaluate_helpers import BLOCK, EPSILON, SIZE, build_tiny_fid_graph
 
 DIMS = 2048
 

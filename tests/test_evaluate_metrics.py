@@ -1,5 +1,4 @@
 """FID/KID maths against direct SciPy/NumPy computations; mIoU/accuracy against hand-made matrices."""
-import warnings
 
 import numpy as np
 import pytest

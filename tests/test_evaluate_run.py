@@ -6,21 +6,27 @@ import sys
 
 import numpy as np
 import pytest
+from evaluate_helpers import save_colour_segmenter, write_tiny_fid_graph
 from PIL import Image
 
-from crn_tf.checkpoint import save_model
 from crn_tf.data import find_examples, read_label
-from crn_tf.synthetic import write_synthetic_city
 from crn_tf.evaluate.features import list_images, load_rgb
 from crn_tf.evaluate.fid import fid_from_features, kernel_inception_distance
 from crn_tf.evaluate.inception import load_extractor
 from crn_tf.evaluate.report import PUBLISHED, markdown_report
 from crn_tf.evaluate.run import EvaluationOptions, evaluate
-from crn_tf.evaluate.segmentation import SegmenterError, confusion_matrix, load_segmenter, resize_nearest, scores_from_confusion
+from crn_tf.evaluate.segmentation import (
+    SegmenterError,
+    confusion_matrix,
+    load_segmenter,
+    resize_nearest,
+    scores_from_confusion,
+)
 from crn_tf.evaluate.synthesize import synthesize_split
 from crn_tf.labels import CITYSCAPES, VOID, classes_to_colors
-from crn_tf.model import CRN
-from evaluate_helpers import save_colour_segmenter, write_tiny_fid_graph
+from crn_tf.nn.model import CRN
+from crn_tf.synthetic import write_synthetic_city
+from crn_tf.weights.checkpoint import save_model
 
 SIZE = (32, 64)
 NUM_VAL = 4
@@ -67,7 +73,7 @@ def test_segmenter_errors(tmp_path):
 
 
 def test_synthesis_is_resumable(world, tmp_path):
-    from crn_tf.checkpoint import load_model
+    from crn_tf.weights.checkpoint import load_model
 
     model = load_model(world["checkpoint"])
     examples = find_examples(world["city"], split="val", label_set=CITYSCAPES, images="none")

@@ -7,20 +7,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from crn_tf.checkpoint import save_model
 from crn_tf.data import find_examples, read_label
-from crn_tf.synthetic import write_synthetic_city
 from crn_tf.evaluate.features import load_rgb
 from crn_tf.evaluate.run import EvaluationOptions, evaluate
 from crn_tf.evaluate.segmentation import SegmenterError, load_segmenter, resize_nearest
 from crn_tf.evaluate.segmenter.__main__ import main as segmenter_main
 from crn_tf.evaluate.segmenter.export import float32_copy
-from crn_tf.evaluate.segmenter.network import ConvNormReLU, SegmentationUNet, masked_cross_entropy
-from crn_tf.evaluate.segmenter.scoring import score_real_photos
+from crn_tf.evaluate.segmenter.network import (
+    ConvNormReLU,
+    SegmentationUNet,
+    masked_cross_entropy,
+)
 from crn_tf.evaluate.segmenter.options import SegmenterOptions
+from crn_tf.evaluate.segmenter.scoring import score_real_photos
 from crn_tf.evaluate.segmenter.training import train_segmenter
 from crn_tf.labels import CITYSCAPES, VOID, classes_to_onehot, resolve_label_set
-from crn_tf.model import CRN
+from crn_tf.nn.model import CRN
+from crn_tf.synthetic import write_synthetic_city
+from crn_tf.weights.checkpoint import save_model
 
 SIZE = (32, 64)
 TINY = dict(size="32x64", batch_size=4, base_width=4, depth=3, progress=False)
@@ -240,7 +244,10 @@ def test_flags_are_checked_before_any_work(world, tmp_path, capsys):
 
 
 def test_enet_class_weights_come_from_the_training_labels(world):
-    from crn_tf.evaluate.segmenter.training import class_pixel_counts, enet_class_weights
+    from crn_tf.evaluate.segmenter.training import (
+        class_pixel_counts,
+        enet_class_weights,
+    )
 
     examples = find_examples(world["city"], split="train", label_set=CITYSCAPES)
     counts = class_pixel_counts(examples, SIZE, CITYSCAPES)
@@ -253,7 +260,11 @@ def test_enet_class_weights_come_from_the_training_labels(world):
 
 
 def test_photometric_jitter_is_the_stated_formula_seeded_and_in_range():
-    from crn_tf.evaluate.segmenter.augment import photometric, photometric_jitter, soften
+    from crn_tf.evaluate.segmenter.augment import (
+        photometric,
+        photometric_jitter,
+        soften,
+    )
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (2, 8, 16, 3)).astype(np.float32)

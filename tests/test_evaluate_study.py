@@ -11,7 +11,14 @@ import pytest
 from PIL import Image
 
 from crn_tf.evaluate.study import StudyError, make_pairs, write_study
-from crn_tf.evaluate.tally import TallyError, format_tally, load_answers, main as tally_main, preference, tally
+from crn_tf.evaluate.tally import (
+    TallyError,
+    format_tally,
+    load_answers,
+    preference,
+    tally,
+)
+from crn_tf.evaluate.tally import main as tally_main
 
 NUM_PAIRS = 5
 

@@ -8,9 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 
+from crn_tf.core.images import to_uint8
 from crn_tf.data.pipeline import classes_to_layout
 from crn_tf.export import EXPORT_INFO, LAYOUT_KEY, SERVING_KEY, images_to_uint8, main
-from crn_tf.images import to_uint8
 from crn_tf.labels import VOID, classes_to_onehot
 
 HEIGHT, WIDTH, K = 32, 64, 2
@@ -19,8 +19,8 @@ HEIGHT, WIDTH, K = 32, 64, 2
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny k=2 CRN saved as a checkpoint directory, exported once through the CLI."""
-    from crn_tf.checkpoint import save_model
-    from crn_tf.model import CRN
+    from crn_tf.nn.model import CRN
+    from crn_tf.weights.checkpoint import save_model
 
     root = tmp_path_factory.mktemp("export")
     model = CRN(output_size=(HEIGHT, WIDTH), widths=(8, 8, 8, 8), num_images=K)

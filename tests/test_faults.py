@@ -1,7 +1,7 @@
 """Faults lose nothing: unreadable checkpoints, failed writes (a full disk), kills during a save,
 two processes on one directory, damaged cache entries. Each fault is injected deterministically;
 the full disk also for real on a small tmpfs when the tests run as root.
-(crn_tf.locks itself: tests/test_locks.py.)
+(crn_tf.core.locks itself: tests/test_locks.py.)
 """
 import glob
 import json
@@ -14,14 +14,21 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import write_city
 import tensorflow as tf
+from conftest import write_city
+from fault_helpers import (
+    flip_byte,
+    kill,
+    leftovers,
+    start_train,
+    stopped_at,
+    truncate_half,
+)
 
-from crn_tf.checkpoint import CheckpointError, load_model, save_model, verify_tf_checkpoint
-from crn_tf.files import WriteError
+from crn_tf.core.files import WriteError
 from crn_tf.labels import CITYSCAPES
-from crn_tf.losses import CRNLoss
-from crn_tf.model import CRN
+from crn_tf.loss.perceptual import CRNLoss
+from crn_tf.nn.model import CRN
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.cli import main as train_main
 from crn_tf.training.data import EpochData
@@ -29,7 +36,12 @@ from crn_tf.training.events import EventFile
 from crn_tf.training.loop import CRNTrainer
 from crn_tf.training.modules import init_from_checkpoint
 from crn_tf.training.state import RunState
-from fault_helpers import flip_byte, kill, leftovers, start_train, stopped_at, truncate_half
+from crn_tf.weights.checkpoint import (
+    CheckpointError,
+    load_model,
+    save_model,
+    verify_tf_checkpoint,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE, WIDTHS = (32, 64), (8, 8, 8, 8)
@@ -123,7 +135,7 @@ def test_load_model_and_init_from_fall_back_to_the_runs_newest_readable_checkpoi
         variable.assign(variable + 0.25)
     state.save(5, 1, 1)
     truncate_half(run / "model" / "model.weights.h5")
-    with caplog.at_level(logging.WARNING, logger="crn_tf.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="crn_tf.weights.checkpoint"):
         loaded = load_model(run)
     assert f"{run}/model/model.weights.h5: cannot load weights" in caplog.text
     assert f"using the model of {run}/checkpoints/ckpt-5 (step 5) instead" in caplog.text
@@ -420,9 +432,9 @@ def test_a_second_train_py_on_a_run_dir_is_refused_at_once_and_a_dead_ones_lock_
 
 # === 5. Caches: a damaged entry is recomputed, never read as data ===
 def test_a_damaged_feature_cache_entry_is_recomputed(tmp_path, rng):
+    from crn_tf.core.images import save_png
     from crn_tf.evaluate.features import folder_features
     from crn_tf.evaluate.inception import FeatureExtractor
-    from crn_tf.images import save_png
 
     paths = []
     for index in range(3):

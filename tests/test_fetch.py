@@ -5,11 +5,10 @@ import urllib.error
 
 import numpy as np
 import pytest
-
-from crn_tf import fetch
-from crn_tf.fetch import DownloadError, confirmation_url, download_file
-
 from mirror_server import MirrorServer
+
+from crn_tf.weights import fetch
+from crn_tf.weights.fetch import DownloadError, confirmation_url, download_file
 
 SIZE = 300_001  # odd, so "half" is not a round number
 

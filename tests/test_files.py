@@ -1,10 +1,10 @@
-"""crn_tf.files: atomic writes (temporary file beside the target, then a rename)."""
+"""crn_tf.core.files: atomic writes (temporary file beside the target, then a rename)."""
 import os
 
 import numpy as np
 import pytest
 
-from crn_tf.files import atomic_directory, atomic_path, write_atomic
+from crn_tf.core.files import atomic_directory, atomic_path, write_atomic
 
 
 def test_write_text_and_bytes_creating_the_folder(tmp_path):
@@ -53,7 +53,7 @@ def test_atomic_directory_replaces_the_whole_folder_or_nothing(tmp_path):
 def test_a_failed_write_is_a_one_line_write_error_naming_the_path_and_the_cause(tmp_path, monkeypatch):
     import errno
 
-    from crn_tf.files import WriteError, describe_cause
+    from crn_tf.core.files import WriteError, describe_cause
 
     target = tmp_path / "options.json"
     target.write_text("old")
@@ -80,7 +80,7 @@ def test_a_failed_write_is_a_one_line_write_error_naming_the_path_and_the_cause(
 def test_free_space_check_and_temporary_file_clean_up(tmp_path, monkeypatch):
     import shutil
 
-    from crn_tf.files import WriteError, check_free_space, remove_temporary_files
+    from crn_tf.core.files import WriteError, check_free_space, remove_temporary_files
 
     check_free_space(tmp_path / "not" / "yet", 1, "the last one")  # measured at the nearest existing parent
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 20, 9 << 20, 1536))

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from crn_tf import inference
-from crn_tf.model import CRN
-from crn_tf.ops import upsample_bilinear
+from crn_tf.nn import inference
+from crn_tf.nn.model import CRN
+from crn_tf.nn.ops import upsample_bilinear
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
@@ -82,7 +82,7 @@ def test_synthesize_plain_and_errors(small_model, layout):
 def test_fused_affine_leaky_relu_matches_numpy(rng, channels):
     # The bf16 inference form of norm + LReLU (a fused block-diagonal 1x1 conv) is
     # x * scale + shift, then max(0.2 y, y), rounded once to bfloat16.
-    from crn_tf.inference import affine_leaky_relu_1x1
+    from crn_tf.nn.inference import affine_leaky_relu_1x1
 
     x = tf.cast(rng.normal(size=(1, 6, 10, channels)).astype(np.float32), tf.bfloat16)
     scale = rng.uniform(-1.5, 1.5, size=(1, 1, 1, channels)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""crn_tf.locks: one process per directory, the holder named, stale locks taken over."""
+"""crn_tf.core.locks: one process per directory, the holder named, stale locks taken over."""
 import json
 import os
 import socket
@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-from crn_tf.locks import LOCK_NAME, DirectoryLock, LockError, _process_start, read_holder
+from crn_tf.core.locks import (
+    LOCK_NAME,
+    DirectoryLock,
+    LockError,
+    _process_start,
+    read_holder,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,7 +38,7 @@ def sleeper():
 
 TRY_LOCK = textwrap.dedent("""
     import sys
-    from crn_tf.locks import DirectoryLock, LockError
+    from crn_tf.core.locks import DirectoryLock, LockError
     try:
         DirectoryLock(sys.argv[1]).acquire()
     except LockError as error:
@@ -103,7 +109,7 @@ def test_another_hosts_lock_is_refused_with_the_file_to_delete(tmp_path):
 
 RACER = textwrap.dedent("""
     import sys, time
-    from crn_tf.locks import DirectoryLock, LockError
+    from crn_tf.core.locks import DirectoryLock, LockError
     while time.time() < float(sys.argv[2]):
         pass
     try:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from crn_tf.losses import LAYER_NAMES, PRESET_LAYER_WEIGHTS, CRNLoss
-from crn_tf.vgg import RGB_MEAN, VGG19Features
+from crn_tf.loss.perceptual import LAYER_NAMES, PRESET_LAYER_WEIGHTS, CRNLoss
+from crn_tf.loss.vgg import RGB_MEAN, VGG19Features
 
 HEIGHT, WIDTH = 32, 64
 

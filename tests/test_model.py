@@ -2,13 +2,12 @@
 import keras
 import numpy as np
 import pytest
+import reference
 import tensorflow as tf
 
-from crn_tf.layers import LayerNorm, RefinementModule
-from crn_tf.model import CRN, PRESETS, paper_width
-from crn_tf.ops import area_downsample, upsample_bilinear
-
-import reference
+from crn_tf.nn.layers import LayerNorm, RefinementModule
+from crn_tf.nn.model import CRN, PRESETS, paper_width
+from crn_tf.nn.ops import area_downsample, upsample_bilinear
 
 
 def random_layout(rng, batch, height, width, channels=20):

@@ -1,16 +1,15 @@
 """Issue 9 end to end: a custom 5-class label set from dataset to demo, through the real CLIs."""
-import json
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from crn_tf.checkpoint import read_config
 from crn_tf.data import check, synthetic
 from crn_tf.demo import main as demo_main
 from crn_tf.labels import LabelSet
 from crn_tf.training.cli import main as train_main
+from crn_tf.weights.checkpoint import read_config
 
 STREET5 = os.path.join(os.path.dirname(__file__), "..", "data", "label_sets", "street5.json")
 

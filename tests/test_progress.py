@@ -1,10 +1,10 @@
-"""crn_tf.progress: the one progress bar (terminal redraw, short logs, rate, ETA, extra text)."""
+"""crn_tf.core.progress: the one progress bar (terminal redraw, short logs, rate, ETA, extra text)."""
 import io
 
 import pytest
 
-from crn_tf import progress as progress_module
-from crn_tf.progress import Progress, format_duration
+from crn_tf.core import progress as progress_module
+from crn_tf.core.progress import Progress, format_duration
 
 
 class Clock:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from crn_tf.quiet import NoiseFilter, quiet_start, strip_verbose
+from crn_tf.core.quiet import NoiseFilter, quiet_start, strip_verbose
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CHECKPOINT = os.path.join(REPO, "checkpoints", "synthetic_city_64x128")
@@ -77,7 +77,7 @@ def test_demo_and_export_print_only_their_own_lines(tmp_path):
 
 FAKE_CLI = """
 import ctypes, os, sys
-from crn_tf.quiet import quiet_start
+from crn_tf.core.quiet import quiet_start
 quiet_start()
 lines = [line for line in sys.argv[1:] if line != "--crash"]
 libc = ctypes.CDLL(None)

@@ -2,8 +2,8 @@
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.recompute import RecomputedVGGFeatures, vgg_segments
-from crn_tf.vgg import FEATURE_NAMES, VGG19Features
+from crn_tf.loss.recompute import RecomputedVGGFeatures, vgg_segments
+from crn_tf.loss.vgg import FEATURE_NAMES, VGG19Features
 
 
 def test_segments_end_at_the_compared_layers():

@@ -1,17 +1,17 @@
-"""crn_tf.sizes: the one HEIGHTxWIDTH parser, and the CLIs that use it."""
+"""crn_tf.core.sizes: the one HEIGHTxWIDTH parser, and the CLIs that use it."""
 import argparse
 
 import pytest
 
-from crn_tf import model
-from crn_tf.sizes import parse_size, size_type
+from crn_tf.core.sizes import parse_size, size_type
+from crn_tf.nn import model
 
 
 def test_parse_size_forms():
     assert parse_size("256x512") == (256, 512)
     assert parse_size("64X128") == parse_size(" 64 * 128 ") == (64, 128)
     assert parse_size((32, 64.0)) == (32, 64)
-    assert model.parse_size is parse_size  # one function, also reachable as crn_tf.model.parse_size
+    assert model.parse_size is parse_size  # one function, also reachable as crn_tf.nn.model.parse_size
 
 
 @pytest.mark.parametrize("size, minimum, message", [

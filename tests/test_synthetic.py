@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crn_tf.synthetic import writer as synthetic
-from crn_tf.synthetic import render_scene, write_paired_dataset, write_synthetic_city
 from crn_tf.labels import (
     CITYSCAPES,
     VOID,
@@ -16,6 +14,8 @@ from crn_tf.labels import (
     colors_to_classes,
     ids_to_classes,
 )
+from crn_tf.synthetic import render_scene, write_paired_dataset, write_synthetic_city
+from crn_tf.synthetic import writer as synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREET5 = os.path.join(REPO, "data", "label_sets", "street5.json")

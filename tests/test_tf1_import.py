@@ -4,14 +4,21 @@ import re
 
 import numpy as np
 import pytest
+import reference
 import tensorflow as tf
 
-from crn_tf.checkpoint import load_model
-from crn_tf.model import CRN
-from crn_tf.tf1_import import (PUBLISHED_CHECKPOINTS, TF1ImportError, import_tf1, infer_model_args, main,
-                               published_matches, tf1_variable_names, verify_tf1_files)
-
-import reference
+from crn_tf.nn.model import CRN
+from crn_tf.weights.checkpoint import load_model
+from crn_tf.weights.tf1_import import (
+    PUBLISHED_CHECKPOINTS,
+    TF1ImportError,
+    import_tf1,
+    infer_model_args,
+    main,
+    published_matches,
+    tf1_variable_names,
+    verify_tf1_files,
+)
 
 VARIABLES_FILE = os.path.join(os.path.dirname(__file__), "data", "tf1_checkpoint_variables.txt")
 

@@ -120,10 +120,10 @@ MIRRORED = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from crn_tf.losses import CRNLoss
+    from crn_tf.loss.perceptual import CRNLoss
     from crn_tf.training.loop import CRNTrainer
     from crn_tf.training.modules import build_model
-    from crn_tf.vgg import VGG19Features
+    from crn_tf.loss.vgg import VGG19Features
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (2, 32, 64, 3)).astype(np.float32)

@@ -6,19 +6,24 @@ import signal
 import keras
 import numpy as np
 import pytest
-from conftest import write_city
 import tensorflow as tf
+from conftest import write_city
 
-from crn_tf.checkpoint import load_model, save_model
 from crn_tf.labels import CITYSCAPES
-from crn_tf.losses import CRNLoss
-from crn_tf.model import CRN
+from crn_tf.loss.perceptual import CRNLoss
+from crn_tf.loss.vgg import VGG19Features
+from crn_tf.nn.model import CRN
 from crn_tf.training.data import EpochData
 from crn_tf.training.loop import CRNTrainer, NonFiniteLossError
-from crn_tf.training.modules import InitError, copy_shared_modules, init_from_checkpoint, set_trainable_modules
+from crn_tf.training.modules import (
+    InitError,
+    copy_shared_modules,
+    init_from_checkpoint,
+    set_trainable_modules,
+)
 from crn_tf.training.state import RunState
-from crn_tf.vgg import VGG19Features
 from crn_tf.training.visualizer import Visualizer, colorize_layout, sample_rows
+from crn_tf.weights.checkpoint import load_model, save_model
 
 SIZE = (32, 64)
 WIDTHS = (8, 8, 8, 8)

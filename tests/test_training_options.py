@@ -5,8 +5,17 @@ import pytest
 
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.options import (
-    PAPER_DEFAULTS, SMOKE_DATA, SMOKE_DEFAULTS, TrainOptions, check_resume_compatible, format_options,
-    load_options, parse_options, parse_train_modules, resolve_options, save_options,
+    PAPER_DEFAULTS,
+    SMOKE_DATA,
+    SMOKE_DEFAULTS,
+    TrainOptions,
+    check_resume_compatible,
+    format_options,
+    load_options,
+    parse_options,
+    parse_train_modules,
+    resolve_options,
+    save_options,
 )
 
 
@@ -110,7 +119,7 @@ def test_loss_log(tmp_path):
 def test_recompute_and_pooling_options_reach_the_loss(rng):
     import numpy as np
 
-    from crn_tf.recompute import RecomputedVGGFeatures
+    from crn_tf.loss.recompute import RecomputedVGGFeatures
     from crn_tf.training.run import build_loss
 
     max_pooled = build_loss(resolve_options(TrainOptions(vgg_weights="random", vgg_pooling="max")), diversity=False)

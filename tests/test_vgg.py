@@ -8,8 +8,8 @@ import pytest
 import scipy.io
 import tensorflow as tf
 
-from crn_tf import vgg
-from crn_tf.vgg import FEATURE_NAMES, RGB_MEAN, VGG19Features, VGGWeightsError
+from crn_tf.loss import vgg
+from crn_tf.loss.vgg import FEATURE_NAMES, RGB_MEAN, VGG19Features, VGGWeightsError
 
 BGR_MEAN = (103.939, 116.779, 123.68)  # Keras/Caffe's mean, per BGR channel
 
@@ -234,7 +234,7 @@ def test_imagenet_uses_the_keras_cache(monkeypatch, keras_files, image):
 
 def test_random_weights_warn_loudly_once(monkeypatch, capsys, caplog):
     monkeypatch.setattr(vgg, "_random_warning_shown", False)
-    with caplog.at_level(logging.WARNING, logger="crn_tf.vgg"):
+    with caplog.at_level(logging.WARNING, logger="crn_tf.loss.vgg"):
         VGG19Features(weights=None)
         VGG19Features(weights=None)
     assert capsys.readouterr().err.count("RANDOM weights") == 1

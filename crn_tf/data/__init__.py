@@ -9,7 +9,14 @@ without loading TensorFlow.
 """
 import importlib
 
-from crn_tf.data.readers import IMAGE_EXTENSIONS, LABEL_FORMATS, DataError, probe, read_image, read_label
+from crn_tf.data.readers import (
+    IMAGE_EXTENSIONS,
+    LABEL_FORMATS,
+    DataError,
+    probe,
+    read_image,
+    read_label,
+)
 from crn_tf.data.scan import ScanReport, scan_dataset
 from crn_tf.data.sources import Example, Problem, discover, find_examples
 

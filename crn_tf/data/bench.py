@@ -16,11 +16,11 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Sequence
 
+from crn_tf.core.quiet import quiet_start
+from crn_tf.core.sizes import size_type
 from crn_tf.data.prepare import prepare
 from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_METHODS
 from crn_tf.data.sources import find_examples
-from crn_tf.quiet import quiet_start
-from crn_tf.sizes import size_type
 
 if TYPE_CHECKING:
     import tensorflow as tf

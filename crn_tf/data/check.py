@@ -15,10 +15,10 @@ import shlex
 import sys
 from typing import Sequence
 
+from crn_tf.core.quiet import quiet_start
 from crn_tf.data.scan import ScanReport, scan_dataset
 from crn_tf.data.sources import SPLITS
 from crn_tf.labels import CITYSCAPES, resolve_label_set
-from crn_tf.quiet import quiet_start
 
 
 def suggested_size(sizes: Sequence[tuple[int, int]], largest: tuple[int, int] = (256, 512)) -> tuple[int, int] | None:

@@ -15,7 +15,14 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.data.resize import AREA, DEFAULT_PHOTO_RESIZE, MATLAB_BICUBIC, axis_order, check_photo_resize, resize_matrix
+from crn_tf.data.resize import (
+    AREA,
+    DEFAULT_PHOTO_RESIZE,
+    MATLAB_BICUBIC,
+    axis_order,
+    check_photo_resize,
+    resize_matrix,
+)
 from crn_tf.data.sources import Example
 from crn_tf.labels import VOID, LabelSet
 

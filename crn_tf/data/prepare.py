@@ -26,17 +26,34 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from crn_tf.core.files import (
+    WRITE_FAILED_EXIT,
+    WriteError,
+    remove_temporary_files,
+    write_atomic,
+)
+from crn_tf.core.images import save_png, to_uint8
+from crn_tf.core.locks import LOCKED_EXIT, DirectoryLock, LockError
+from crn_tf.core.progress import Progress
+from crn_tf.core.quiet import quiet_start
+from crn_tf.core.sizes import size_type
 from crn_tf.data.readers import DataError, probe
-from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, PHOTO_RESIZE_METHODS, check_photo_resize
+from crn_tf.data.resize import (
+    DEFAULT_PHOTO_RESIZE,
+    PHOTO_RESIZE_HELP,
+    PHOTO_RESIZE_METHODS,
+    check_photo_resize,
+)
 from crn_tf.data.scan import scan_dataset
 from crn_tf.data.sources import Example, Source
-from crn_tf.files import WRITE_FAILED_EXIT, WriteError, remove_temporary_files, write_atomic
-from crn_tf.images import save_png, to_uint8
-from crn_tf.labels import CITYSCAPES, VOID, LabelSet, classes_to_colors, classes_to_ids, resolve_label_set
-from crn_tf.locks import LOCKED_EXIT, DirectoryLock, LockError
-from crn_tf.progress import Progress
-from crn_tf.quiet import quiet_start
-from crn_tf.sizes import size_type
+from crn_tf.labels import (
+    CITYSCAPES,
+    VOID,
+    LabelSet,
+    classes_to_colors,
+    classes_to_ids,
+    resolve_label_set,
+)
 
 
 def void_color(label_set: LabelSet) -> tuple[int, int, int] | None:

@@ -15,7 +15,14 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from crn_tf.labels import CITYSCAPES, LabelError, LabelSet, check_class_indices, colors_to_classes, ids_to_classes
+from crn_tf.labels import (
+    CITYSCAPES,
+    LabelError,
+    LabelSet,
+    check_class_indices,
+    colors_to_classes,
+    ids_to_classes,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 """Photo file types the readers accept (labels must be PNG: JPEG changes colours and ids)."""

@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from crn_tf.images import to_uint8
+from crn_tf.core.images import to_uint8
 
 MATLAB_BICUBIC = "matlab-bicubic"
 AREA = "area"

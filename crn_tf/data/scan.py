@@ -18,10 +18,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from crn_tf.core.progress import Progress
 from crn_tf.data.readers import DataError, check_photo_mode, label_format_for, probe
-from crn_tf.data.sources import Discovery, Example, Problem, Source, discover, usable_examples
+from crn_tf.data.sources import (
+    Discovery,
+    Example,
+    Problem,
+    Source,
+    discover,
+    usable_examples,
+)
 from crn_tf.labels import CITYSCAPES, VOID, LabelSet, class_names, resolve_label_set
-from crn_tf.progress import Progress
 
 _KIND_TITLES = {
     "empty": "no data",

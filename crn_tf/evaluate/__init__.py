@@ -6,7 +6,11 @@
 
 The maths (`fid`, `segmentation`) import only NumPy/SciPy; TensorFlow loads when a network is asked for.
 """
-from crn_tf.evaluate.fid import fid_from_features, frechet_distance, kernel_inception_distance
+from crn_tf.evaluate.fid import (
+           fid_from_features,
+           frechet_distance,
+           kernel_inception_distance,
+)
 from crn_tf.evaluate.segmentation import confusion_matrix, scores_from_confusion
 
 __all__ = ["confusion_matrix", "fid_from_features", "frechet_distance", "kernel_inception_distance",

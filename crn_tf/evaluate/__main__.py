@@ -11,11 +11,11 @@ import os
 import sys
 from typing import Sequence
 
+from crn_tf.core.quiet import quiet_start
+from crn_tf.core.sizes import size_type
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
 from crn_tf.evaluate.synthesize import REAL_RESIZE
-from crn_tf.quiet import quiet_start
-from crn_tf.memory import add_low_memory_flag
-from crn_tf.sizes import size_type
+from crn_tf.nn.memory import add_low_memory_flag
 
 PROG = "crn-evaluate"
 
@@ -97,9 +97,9 @@ def options_from_args(args: argparse.Namespace) -> EvaluationOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
+    from crn_tf.core.files import WRITE_FAILED_EXIT, WriteError
+    from crn_tf.core.locks import LOCKED_EXIT, DirectoryLock, LockError
     from crn_tf.evaluate.run import evaluate
-    from crn_tf.files import WRITE_FAILED_EXIT, WriteError
-    from crn_tf.locks import LOCKED_EXIT, DirectoryLock, LockError
 
     try:
         with DirectoryLock(args.out, warn=lambda line: print(line, file=sys.stderr)):  # one evaluation per --out

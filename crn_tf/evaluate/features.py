@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
+from crn_tf.core.files import atomic_path
+from crn_tf.core.progress import Progress
 from crn_tf.evaluate.inception import FeatureExtractor
-from crn_tf.files import atomic_path
-from crn_tf.progress import Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 

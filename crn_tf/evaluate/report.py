@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any
 
-from crn_tf.files import write_atomic
+from crn_tf.core.files import write_atomic
 
 PUBLISHED_SOURCE = "Park et al., Semantic Image Synthesis with Spatially-Adaptive Normalization (SPADE), CVPR 2019, Table 1"
 PUBLISHED_PROTOCOL = "Cityscapes val, 256x512; segmentation by DRN-D-105; FID with the Inception network"

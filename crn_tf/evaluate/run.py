@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
+from crn_tf.core.progress import Progress
 from crn_tf.labels import LabelSet, class_names, resolve_label_set
-from crn_tf.progress import Progress
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "crn_tf", "features")
 
@@ -31,7 +31,7 @@ class EvaluationOptions:
     real: str | None = None
     label_set: str | None = None
     batch_size: int = 4
-    low_memory: bool | str = "auto"  # auto / on / off: crn_tf.inference's banded pass
+    low_memory: bool | str = "auto"  # auto / on / off: crn_tf.nn.inference's banded pass
     image_index: int | str = 0
     limit: int | None = None
     inception: str | None = None
@@ -71,7 +71,11 @@ def segmentation_score(
     """
     from crn_tf.data import read_label
     from crn_tf.evaluate.features import load_rgb
-    from crn_tf.evaluate.segmentation import confusion_matrix, resize_nearest, scores_from_confusion
+    from crn_tf.evaluate.segmentation import (
+        confusion_matrix,
+        resize_nearest,
+        scores_from_confusion,
+    )
 
     num_classes = label_set.num_classes
     matrix = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
@@ -103,7 +107,12 @@ def evaluate(options: EvaluationOptions) -> dict:
     """
     from crn_tf.data import discover, find_examples
     from crn_tf.evaluate.report import write_report
-    from crn_tf.evaluate.synthesize import existing_synthesized, image_size, prepare_real, synthesize_split
+    from crn_tf.evaluate.synthesize import (
+        existing_synthesized,
+        image_size,
+        prepare_real,
+        synthesize_split,
+    )
 
     start = time.time()
     if (options.checkpoint is None) == (options.synthesized is None):
@@ -118,8 +127,8 @@ def evaluate(options: EvaluationOptions) -> dict:
     # --- what is being evaluated ---
     model = None
     if options.checkpoint is not None:
-        from crn_tf.checkpoint import load_model, resolve_checkpoint_dir
-        from crn_tf.download import resolve_checkpoint
+        from crn_tf.weights.checkpoint import load_model, resolve_checkpoint_dir
+        from crn_tf.weights.download import resolve_checkpoint
 
         checkpoint = resolve_checkpoint(options.checkpoint)  # authors-256p ... -> the cache, downloaded if missing
         model = load_model(checkpoint)

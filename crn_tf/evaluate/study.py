@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from crn_tf.files import write_atomic
-from crn_tf.quiet import quiet_start
+from crn_tf.core.files import write_atomic
+from crn_tf.core.quiet import quiet_start
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 ANSWERS_FORMAT = "crn_tf-study-answers"

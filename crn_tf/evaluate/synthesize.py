@@ -12,9 +12,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from crn_tf.core.images import image_file_name, save_image, to_uint8
+from crn_tf.core.progress import Progress
 from crn_tf.data.resize import MATLAB_BICUBIC, imresize_uint8
-from crn_tf.images import image_file_name, save_image, to_uint8
-from crn_tf.progress import Progress
 
 REAL_RESIZE = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
                "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX, MATLAB_BICUBIC: None}
@@ -47,12 +47,12 @@ def synthesize_split(
     """Runs `model` over `examples` (crn_tf.data.Example) and writes `<stem>.png` into `out_dir`.
 
     Layouts are read at the model's size, `batch_size` per call, through
-    `crn_tf.inference.synthesize` (`low_memory`: auto / on / off, its banded pass for large outputs).
+    `crn_tf.nn.inference.synthesize` (`low_memory`: auto / on / off, its banded pass for large outputs).
     Layouts whose files exist are skipped (resume). Returns the written or existing paths, in
     example order.
     """
     from crn_tf.data import make_layout_dataset
-    from crn_tf.inference import synthesize
+    from crn_tf.nn.inference import synthesize
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")

@@ -16,8 +16,8 @@ from typing import Sequence
 
 from scipy.stats import binomtest
 
+from crn_tf.core.quiet import quiet_start
 from crn_tf.evaluate.study import ANSWERS_FORMAT
-from crn_tf.quiet import quiet_start
 
 
 class TallyError(ValueError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from crn_tf.sizes import parse_size
+from crn_tf.core.sizes import parse_size
 from crn_tf.synthetic.canvas import Canvas
 from crn_tf.synthetic.ground import draw_ground, draw_sides, draw_sky
 from crn_tf.synthetic.objects import draw_hood

@@ -27,7 +27,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from crn_tf.images import save_png
+from crn_tf.core.images import save_png
+from crn_tf.core.progress import Progress
+from crn_tf.core.quiet import quiet_start
+from crn_tf.core.sizes import parse_size, size_type
 from crn_tf.labels import (
     CITYSCAPES,
     VOID,
@@ -37,9 +40,6 @@ from crn_tf.labels import (
     ids_to_classes,
     resolve_label_set,
 )
-from crn_tf.progress import Progress
-from crn_tf.quiet import quiet_start
-from crn_tf.sizes import parse_size, size_type
 from crn_tf.synthetic.render import MIN_SIZE, render_scene, render_scene_full
 
 TRAIN_CITIES = ("synthcity_a", "synthcity_b")

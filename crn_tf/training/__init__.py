@@ -7,6 +7,6 @@
 - `modules`: the generator from options, `--init-from`, `--train-modules`;
 - `state`: `RunState` (tf.train checkpoints of the run) and `StopRequest` (SIGINT/SIGTERM);
 - `strategy`: choosing the tf.distribute strategy;
-- `callbacks`, `visualizer`: loss log, TensorBoard, sample grids and their page (the progress bar is `crn_tf.progress`);
+- `callbacks`, `visualizer`: loss log, TensorBoard, sample grids and their page (the progress bar is `crn_tf.core.progress`);
 - `cli`: `main()` of `crn-train`.
 """

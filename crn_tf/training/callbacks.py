@@ -1,10 +1,10 @@
-"""The training loss log file (the per-epoch progress bar is `crn_tf.progress.Progress`)."""
+"""The training loss log file (the per-epoch progress bar is `crn_tf.core.progress.Progress`)."""
 from __future__ import annotations
 
 import os
 import time
 
-from crn_tf.files import as_write_error, write_atomic
+from crn_tf.core.files import as_write_error, write_atomic
 
 
 class LossLog:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from crn_tf.quiet import quiet_start
+from crn_tf.core.quiet import quiet_start
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,8 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from crn_tf.training.strategy import is_chief_task
 
     options = parse_options(argv)  # argparse exits 2 with its own one-line message
-    from crn_tf.files import WRITE_FAILED_EXIT, WriteError
-    from crn_tf.locks import LOCKED_EXIT, DirectoryLock, LockError
+    from crn_tf.core.files import WRITE_FAILED_EXIT, WriteError
+    from crn_tf.core.locks import LOCKED_EXIT, DirectoryLock, LockError
 
     try:
         # The run directory's lock before TensorFlow starts: a second run there is refused at once.
@@ -41,12 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(options) -> int:
     """train(options) -> an exit status; WriteError and LockError go up to main()."""
-    from crn_tf.checkpoint import CheckpointError
     from crn_tf.data.readers import DataError
     from crn_tf.labels import LabelError
+    from crn_tf.loss.vgg import VGGWeightsError
     from crn_tf.training.loop import NonFiniteLossError
     from crn_tf.training.run import train
-    from crn_tf.vgg import VGGWeightsError
+    from crn_tf.weights.checkpoint import CheckpointError
 
     try:
         train(options)

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from crn_tf.files import as_write_error
+from crn_tf.core.files import as_write_error
 
 _COUNTER = itertools.count()
 

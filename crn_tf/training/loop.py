@@ -25,8 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.losses import LAYER_NAMES
-from crn_tf.progress import Progress
+from crn_tf.core.progress import Progress
+from crn_tf.loss.perceptual import LAYER_NAMES
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.state import RunState, StopRequest
 from crn_tf.training.visualizer import Visualizer, sample_rows
@@ -64,8 +64,8 @@ class CRNTrainer:
     Adam in the same scope and builds its slots for `model.trainable_variables`.
 
     Args:
-        model: a built `crn_tf.model.CRN`.
-        loss: a `crn_tf.losses.CRNLoss`.
+        model: a built `crn_tf.nn.model.CRN`.
+        loss: a `crn_tf.loss.perceptual.CRNLoss`.
         strategy: tf.distribute strategy; defaults to the current one.
         learning_rate: Adam's learning rate. Defaults to 1e-4, as the original; beta1 0.9, beta2 0.999 and
             epsilon 1e-8 are the original's too (`ADAM_HYPERPARAMETERS`).

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from crn_tf.model import CRN
-from crn_tf.precision import PRECISION_POLICIES
-from crn_tf.sizes import parse_size
+from crn_tf.core.precision import PRECISION_POLICIES
+from crn_tf.core.sizes import parse_size
+from crn_tf.nn.model import CRN
 from crn_tf.training.options import parse_train_modules
-
 
 
 def build_model(preset: str, num_classes: int, size: str | None = None, width_multiplier: float = 1.0,
@@ -71,8 +70,12 @@ def copy_shared_modules(target: CRN, source: CRN, source_name: str = "source") -
 
 def init_from_checkpoint(model: CRN, path: str) -> list[str]:
     """Initialises `model`'s shared modules from a checkpoint directory (or run dir); returns their names."""
-    from crn_tf.checkpoint import CheckpointError, load_model, resolve_checkpoint_dir
-    from crn_tf.download import resolve_checkpoint
+    from crn_tf.weights.checkpoint import (
+        CheckpointError,
+        load_model,
+        resolve_checkpoint_dir,
+    )
+    from crn_tf.weights.download import resolve_checkpoint
 
     path = resolve_checkpoint(path)  # authors-256p ... -> the cache, downloaded if missing
     try:

@@ -20,9 +20,14 @@ import os
 from fractions import Fraction
 from typing import Any, Sequence
 
-from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, PHOTO_RESIZE_METHODS, check_photo_resize
-from crn_tf.files import write_atomic
-from crn_tf.sizes import parse_size
+from crn_tf.core.files import write_atomic
+from crn_tf.core.sizes import parse_size
+from crn_tf.data.resize import (
+    DEFAULT_PHOTO_RESIZE,
+    PHOTO_RESIZE_HELP,
+    PHOTO_RESIZE_METHODS,
+    check_photo_resize,
+)
 
 # === The embedded small default run (no --data) ===
 SMOKE_DATA = os.path.join("data", "synthetic_city")
@@ -180,7 +185,9 @@ def resolve_options(options: TrainOptions) -> TrainOptions:
     if values["run_dir"] is None:
         values["run_dir"] = os.path.join("runs", values["preset"])
     if values["epochs"] is None or values["train_modules"] is None:
-        from crn_tf.model import PRESET_TRAINING  # Keras: only once options are resolved
+        from crn_tf.nn.model import (
+            PRESET_TRAINING,  # Keras: only once options are resolved
+        )
 
         if values["preset"] not in PRESET_TRAINING:
             raise ValueError(f"--preset must be one of {', '.join(PRESET_TRAINING)}, got {values['preset']!r}")

@@ -5,7 +5,7 @@ any other TensorFlow work) -> the run directory's lock (chief; a second run ther
 -> data scan (bad files stop the run before anything is built) -> options printed -> model,
 VGG, loss, optimizer and checkpoint in `strategy.scope()` -> resume: the run dir's newest
 readable checkpoint > --init-from > scratch -> options saved, the loss log cut back to the
-resumed step (chief) -> fit -> `RUN_DIR/model/` (`crn_tf.checkpoint.save_model`).
+resumed step (chief) -> fit -> `RUN_DIR/model/` (`crn_tf.weights.checkpoint.save_model`).
 """
 from __future__ import annotations
 
@@ -17,21 +17,39 @@ from typing import IO
 import keras
 import tensorflow as tf
 
-from crn_tf.files import WriteError
+from crn_tf.core.files import WriteError
+from crn_tf.core.locks import DirectoryLock
+from crn_tf.core.precision import PRECISION_POLICIES
+from crn_tf.core.sizes import parse_size
 from crn_tf.labels import resolve_label_set
-from crn_tf.locks import DirectoryLock
-from crn_tf.model import PRESETS
-from crn_tf.precision import PRECISION_POLICIES
-from crn_tf.sizes import parse_size
+from crn_tf.nn.model import PRESETS
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
-from crn_tf.training.modules import build_model, init_from_checkpoint, set_trainable_modules
+from crn_tf.training.modules import (
+    build_model,
+    init_from_checkpoint,
+    set_trainable_modules,
+)
 from crn_tf.training.options import (
-    SMOKE_DATA, SMOKE_NUM_TRAIN, SMOKE_NUM_VAL, SMOKE_SIZE, TrainOptions, check_resume_compatible, format_options,
-    is_smoke_run, load_options, resolve_options, save_options,
+    SMOKE_DATA,
+    SMOKE_NUM_TRAIN,
+    SMOKE_NUM_VAL,
+    SMOKE_SIZE,
+    TrainOptions,
+    check_resume_compatible,
+    format_options,
+    is_smoke_run,
+    load_options,
+    resolve_options,
+    save_options,
 )
 from crn_tf.training.state import RunState
-from crn_tf.training.strategy import describe_strategy, is_chief, select_strategy, worker_index
+from crn_tf.training.strategy import (
+    describe_strategy,
+    is_chief,
+    select_strategy,
+    worker_index,
+)
 from crn_tf.training.visualizer import Visualizer
 
 MODEL_SUBDIR = "model"
@@ -72,8 +90,8 @@ def layer_weights_name(options: TrainOptions, diversity: bool) -> str:
 
 def build_loss(options: TrainOptions, diversity: bool):
     """VGG-19 features and the CRN loss of the options (call inside `strategy.scope()`)."""
-    from crn_tf.losses import CRNLoss
-    from crn_tf.vgg import VGG19Features
+    from crn_tf.loss.perceptual import CRNLoss
+    from crn_tf.loss.vgg import VGG19Features
 
     weights = None if options.vgg_weights == "random" else options.vgg_weights
     policy = PRECISION_POLICIES[options.mixed_precision]
@@ -81,7 +99,7 @@ def build_loss(options: TrainOptions, diversity: bool):
     features = VGG19Features(weights, pooling=options.vgg_pooling, **dtype)
     if options.recompute:
         # The loss's VGG activations are as large as the generator's at 1024p: recompute both.
-        from crn_tf.recompute import RecomputedVGGFeatures
+        from crn_tf.loss.recompute import RecomputedVGGFeatures
 
         features = RecomputedVGGFeatures(features)
     return CRNLoss(features, layer_weights=layer_weights_name(options, diversity), diversity=diversity,
@@ -180,7 +198,7 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
 
     def write_model(epochs_done: int, step: int) -> None:
         if chief:
-            from crn_tf.checkpoint import save_model
+            from crn_tf.weights.checkpoint import save_model
 
             try:
                 save_model(model, model_dir, label_set, extra={

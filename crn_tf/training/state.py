@@ -24,10 +24,14 @@ from typing import Any
 
 import tensorflow as tf
 
-from crn_tf.checkpoint import (
-    CheckpointError, newest_readable_checkpoint, tf_checkpoint_files, tf_checkpoint_prefixes, verify_tf_checkpoint,
+from crn_tf.core.files import as_write_error, check_free_space, write_atomic
+from crn_tf.weights.checkpoint import (
+    CheckpointError,
+    newest_readable_checkpoint,
+    tf_checkpoint_files,
+    tf_checkpoint_prefixes,
+    verify_tf_checkpoint,
 )
-from crn_tf.files import as_write_error, check_free_space, write_atomic
 
 CHECKPOINT_SUBDIR = "checkpoints"
 STATE_FILE = "checkpoint"  # TensorFlow's name for the state file of a checkpoint directory

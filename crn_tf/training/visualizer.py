@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from crn_tf.files import WriteError, write_atomic
-from crn_tf.images import save_image, to_uint8
+from crn_tf.core.files import WriteError, write_atomic
+from crn_tf.core.images import save_image, to_uint8
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.training.events import EventFile
 

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Sequence
 
-from crn_tf.sizes import size_type
+from crn_tf.core.sizes import size_type
 
 PROG = "crn-segmenter"
 
@@ -130,8 +130,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from crn_tf.core.files import write_atomic
     from crn_tf.evaluate.segmenter.scoring import format_scores, score_real_photos
-    from crn_tf.files import write_atomic
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")

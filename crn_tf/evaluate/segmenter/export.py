@@ -14,9 +14,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from crn_tf.core.files import atomic_directory
 from crn_tf.evaluate.segmentation import SEGMENTER_NOTE, SEGMENTER_NOTE_FORMAT
 from crn_tf.evaluate.segmenter.network import SegmentationUNet
-from crn_tf.files import atomic_directory
 from crn_tf.labels import LabelSet
 
 

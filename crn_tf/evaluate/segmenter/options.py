@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from crn_tf.sizes import parse_size
+from crn_tf.core.sizes import parse_size
 
 OPTIONS_NAME = "segmenter_options.json"
 MODEL_FIELDS = ("size", "label_set", "base_width", "depth", "norm")

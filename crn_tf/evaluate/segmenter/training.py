@@ -23,16 +23,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.evaluate.segmentation import SAVED_MODEL_SUBDIR, confusion_matrix, scores_from_confusion
+from crn_tf.core.files import write_atomic
+from crn_tf.core.precision import PRECISION_POLICIES
+from crn_tf.core.progress import Progress
+from crn_tf.core.sizes import parse_size
+from crn_tf.evaluate.segmentation import (
+    SAVED_MODEL_SUBDIR,
+    confusion_matrix,
+    scores_from_confusion,
+)
 from crn_tf.evaluate.segmenter.augment import flip_half, photometric_jitter
 from crn_tf.evaluate.segmenter.export import export_segmenter
-from crn_tf.evaluate.segmenter.network import SegmentationUNet, layout_to_classes, masked_cross_entropy
-from crn_tf.evaluate.segmenter.options import ENET_C, MODEL_FIELDS, OPTIONS_NAME, SegmenterOptions, validate
-from crn_tf.files import write_atomic
+from crn_tf.evaluate.segmenter.network import (
+    SegmentationUNet,
+    layout_to_classes,
+    masked_cross_entropy,
+)
+from crn_tf.evaluate.segmenter.options import (
+    ENET_C,
+    MODEL_FIELDS,
+    OPTIONS_NAME,
+    SegmenterOptions,
+    validate,
+)
 from crn_tf.labels import LabelSet, resolve_label_set
-from crn_tf.precision import PRECISION_POLICIES
-from crn_tf.progress import Progress
-from crn_tf.sizes import parse_size
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import NonFiniteLossError
 from crn_tf.training.state import RunState, StopRequest

@@ -11,13 +11,13 @@ The plain pass materialises, in each of the last modules, the full-size upsample
 and their concat with the layout: at 1024x2048 the last module's 148-channel input alone is
 1.2 GB in float32, and the graph of the 1024p network peaks at about 4-5 GB of RSS in float32.
 The low-memory (banded) pass holds each large module's activations as horizontal row bands
-(`crn_tf.banding`): conv1 upsamples only the feature rows a band needs (plus a one-row halo
+(`crn_tf.nn.banding`): conv1 upsamples only the feature rows a band needs (plus a one-row halo
 for the 3x3 kernel; exactly the rows of the full bilinear upsample), concats them with the
 band's layout rows and convolves; conv2 reads each band with one row of its neighbours; the
 layer-norm statistics are summed over the bands in float32 and applied by the layer's own
 `affine`; the 1x1 output conv runs per band. In the graph, control dependencies make the
 bands run one after another, so that at most one band's temporaries exist at a time.
-`low_memory="auto"` bands exactly when `crn_tf.memory` estimates that the plain pass would not
+`low_memory="auto"` bands exactly when `crn_tf.nn.memory` estimates that the plain pass would not
 fit the memory available.
 """
 from __future__ import annotations
@@ -27,12 +27,19 @@ import weakref
 
 import tensorflow as tf
 
-from crn_tf import memory
-from crn_tf.banding import (  # noqa: F401  (interpolation_rows, upsample_rows: part of this module's API)
-    BandOrder, banded_conv, banded_conv1, banded_moments, interpolation_rows, join_bands, map_bands,
-    rows_per_band, upsample_rows,
+from crn_tf.nn import memory
+from crn_tf.nn.banding import (  # noqa: F401  (interpolation_rows, upsample_rows: part of this module's API)
+    BandOrder,
+    banded_conv,
+    banded_conv1,
+    banded_moments,
+    interpolation_rows,
+    join_bands,
+    map_bands,
+    rows_per_band,
+    upsample_rows,
 )
-from crn_tf.ops import area_downsample
+from crn_tf.nn.ops import area_downsample
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +65,10 @@ def synthesize(
     `(batch, height, width, num_classes + 1)`.
 
     Args:
-        model: a `crn_tf.model.CRN`.
+        model: a `crn_tf.nn.model.CRN`.
         layout: float layout tensor or array.
         low_memory: bool or "on" / "off" / "auto". Run the banded low-memory pass instead of
-            the plain graph; "auto" bands when `crn_tf.memory.plain_pass_fits` says the plain
+            the plain graph; "auto" bands when `crn_tf.nn.memory.plain_pass_fits` says the plain
             pass would not fit. Same output to float rounding.
         band_rows: int. Rows per band in every module after the first (forces banding;
             for tests). Defaults to what keeps each band's input under `band_bytes`.

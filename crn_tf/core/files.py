@@ -180,7 +180,7 @@ def is_temporary_name(name: str) -> bool:
 def remove_temporary_files(folder: str | os.PathLike) -> list[str]:
     """Deletes what killed `atomic_path` writes left directly in `folder`; returns the names.
 
-    Call it only while holding the folder's lock (`crn_tf.locks`): a live writer's temporary file
+    Call it only while holding the folder's lock (`crn_tf.core.locks`): a live writer's temporary file
     looks the same.
     """
     folder = os.fspath(folder)

@@ -11,7 +11,7 @@ import os
 import urllib.parse
 from typing import Iterable, Sequence
 
-from crn_tf.files import write_atomic
+from crn_tf.core.files import write_atomic
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }

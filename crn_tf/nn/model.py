@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
-from crn_tf.layers import RefinementModule
-from crn_tf.ops import area_downsample
-from crn_tf.sizes import parse_size
+from crn_tf.core.sizes import parse_size
+from crn_tf.nn.layers import RefinementModule
+from crn_tf.nn.ops import area_downsample
 
 
 def paper_width(height: int) -> int:

@@ -17,7 +17,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from crn_tf.machine import cpu_flags
+from crn_tf.core.machine import cpu_flags
 
 
 @functools.lru_cache(maxsize=1)

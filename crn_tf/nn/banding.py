@@ -1,6 +1,6 @@
 """Row bands: a refinement module's large tensors computed and held as horizontal strips.
 
-The building blocks of `crn_tf.inference`'s low-memory pass. A tensor `(B, H, W, C)` is held
+The building blocks of `crn_tf.nn.inference`'s low-memory pass. A tensor `(B, H, W, C)` is held
 as a list of row bands `(B, rows, W, C)`; a 3x3 SAME convolution of it is computed band by
 band, each band reading one row of each neighbour (the halo) and keeping its own rows, which
 are exactly the full convolution's. Every function works eagerly and inside a `tf.function`;

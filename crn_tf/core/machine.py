@@ -1,6 +1,6 @@
 """The machine a measurement runs on: CPU kind and bf16 path, device, load, and this process's memory.
 
-Used by the benchmark (`crn_tf.bench`) to label every figure with where and under what load it
+Used by the benchmark (`crn_tf.bench.run`) to label every figure with where and under what load it
 was taken; no TensorFlow import at module level (machine_info imports it).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from crn_tf.memory import host_available_bytes
+from crn_tf.nn.memory import host_available_bytes
 
 
 def cpu_model() -> str:

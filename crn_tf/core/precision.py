@@ -21,4 +21,4 @@ INFERENCE_POLICIES: dict[str, str | None] = {
 Inference never updates the weights, so under bf16 the convolution kernels are stored in
 bfloat16, which is what the mixed policy casts them to at every call: the same outputs, bit
 for bit, at half the weight memory and without the per-call casts. The layer norms' gamma and
-beta and the output conv stay float32 under every policy (`crn_tf.layers`, `crn_tf.model`)."""
+beta and the output conv stay float32 under every policy (`crn_tf.nn.layers`, `crn_tf.nn.model`)."""

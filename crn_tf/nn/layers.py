@@ -4,8 +4,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from crn_tf.conv import Conv3x3
-from crn_tf.ops import upsample_bilinear
+from crn_tf.nn.conv import Conv3x3
+from crn_tf.nn.ops import upsample_bilinear
 
 
 @keras.saving.register_keras_serializable(package="crn_tf")
@@ -51,7 +51,7 @@ class LayerNorm(keras.layers.Layer):
         """x normalised with the given statistics, as one per-channel multiply-add in x's dtype.
 
         Separate from `moments` so that a caller may compute the statistics another way (in
-        bands, `crn_tf.inference`) and still apply exactly this layer's normalisation.
+        bands, `crn_tf.nn.inference`) and still apply exactly this layer's normalisation.
         """
         scale, shift = self.affine(mean, variance)
         return x * tf.cast(scale, x.dtype) + tf.cast(shift, x.dtype)

@@ -1,5 +1,5 @@
 """The device's own convolution rate on the benchmarked model's shapes: the denominator of every
-utilisation `crn_tf.bench` prints, and the rule for when it may print one.
+utilisation `crn_tf.bench.run` prints, and the rule for when it may print one.
 
 The peak is measured on the heaviest 3x3 convolution shapes of the very workload being
 timed: the generator's (batch, height, width, c_in, c_out), and for a training step also the
@@ -22,7 +22,7 @@ import dataclasses
 import statistics
 from typing import Any, Sequence
 
-from crn_tf import flops
+from crn_tf.bench import flops
 
 PEAK_MODES: dict[str, dict[str, Any]] = {
     "full": {"coverage": 0.75, "max_shapes": 6, "runs": None},  # runs: --peak-runs
@@ -99,7 +99,7 @@ def measure_peaks(precision: str, shapes: Sequence[PeakShape], runs: int) -> dic
     utilisation; `coverage` is the share of the workload's conv FLOPs its shapes carry."""
     import tensorflow as tf
 
-    from crn_tf.timing import sync, time_runs
+    from crn_tf.bench.timing import sync, time_runs
 
     dtype = COMPUTE_DTYPES[precision]
     generator = tf.random.Generator.from_seed(0)

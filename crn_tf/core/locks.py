@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Callable
 
-from crn_tf.files import as_write_error
+from crn_tf.core.files import as_write_error
 
 LOCK_NAME = "crn_tf.lock"
 LOCKED_EXIT = 5

@@ -2,10 +2,10 @@
 
 For the generator alone and for a full training step (generator + VGG loss + backward + Adam),
 it prints the median and spread of N timed runs after warm-up, images/s, the FLOPs per layout
-from the configuration (`crn_tf.flops`), the device's own peak in the same precision, measured
+from the configuration (`crn_tf.bench.flops`), the device's own peak in the same precision, measured
 on the workload's own heaviest convolution shapes right before and right after the model
-(`crn_tf.peaks`), the utilisation (model FLOP/s over that conv peak; not printed when it
-cannot be backed), the peak memory and the machine (`crn_tf.machine`). Each measurement runs
+(`crn_tf.bench.peaks`), the utilisation (model FLOP/s over that conv peak; not printed when it
+cannot be backed), the peak memory and the machine (`crn_tf.core.machine`). Each measurement runs
 in its own subprocess, so its peak RSS (VmHWM, per process) is its own.
 
 Examples:
@@ -24,13 +24,20 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from crn_tf import machine, peaks, torch_peer
-from crn_tf.bench_report import format_report
-from crn_tf.machine import current_rss_bytes, gpu_memory_reset, gpu_peak_bytes, load_average, peak_rss_bytes
-from crn_tf.precision import INFERENCE_POLICIES, PRECISION_POLICIES
-from crn_tf.quiet import quiet_start
-from crn_tf.timing import summarize_times, time_runs
-from crn_tf.timing import sync as _sync
+from crn_tf.bench import peaks, torch_peer
+from crn_tf.bench.report import format_report
+from crn_tf.bench.timing import summarize_times, time_runs
+from crn_tf.bench.timing import sync as _sync
+from crn_tf.core import machine
+from crn_tf.core.machine import (
+    current_rss_bytes,
+    gpu_memory_reset,
+    gpu_peak_bytes,
+    load_average,
+    peak_rss_bytes,
+)
+from crn_tf.core.precision import INFERENCE_POLICIES, PRECISION_POLICIES
+from crn_tf.core.quiet import quiet_start
 
 PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
 """--precision -> Keras dtype policy of a training step's generator and VGG (None = float32)."""
@@ -71,7 +78,7 @@ class BenchConfig:
     memory_guard_gb: float = 1.0
 
     def validate(self) -> None:
-        from crn_tf.model import PRESETS, parse_size
+        from crn_tf.nn.model import PRESETS, parse_size
 
         if self.preset not in PRESETS:
             raise BenchError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
@@ -107,7 +114,7 @@ class BenchConfig:
 
 def measure_peaks(config: BenchConfig) -> dict[str, Any]:
     """The device's conv (and matmul) rates on the heaviest conv shapes of the configured
-    workload(s) (`crn_tf.peaks`), and the share of each workload's conv FLOPs they carry."""
+    workload(s) (`crn_tf.bench.peaks`), and the share of each workload's conv FLOPs they carry."""
     model = generator_geometry(config)
     parts = ("generator", "train") if config.mode == "both" else (config.mode,)
     shapes = []
@@ -125,7 +132,7 @@ def measure_peaks(config: BenchConfig) -> dict[str, Any]:
 # === The model ===
 
 def _generator_args(config: BenchConfig) -> dict[str, Any]:
-    from crn_tf.model import parse_size
+    from crn_tf.nn.model import parse_size
 
     args: dict[str, Any] = {"num_classes": 19, "recompute": config.recompute}
     if config.size is not None:
@@ -135,7 +142,7 @@ def _generator_args(config: BenchConfig) -> dict[str, Any]:
 
 def generator_geometry(config: BenchConfig):
     """The benchmarked CRN unbuilt (no weights): its sizes, widths and k."""
-    from crn_tf.model import CRN
+    from crn_tf.nn.model import CRN
 
     return CRN.from_preset(config.preset, num_images=config.num_images, width_multiplier=config.width_multiplier,
                            **_generator_args(config))
@@ -144,8 +151,8 @@ def generator_geometry(config: BenchConfig):
 def build_generator(config: BenchConfig, inference: bool = False):
     """The benchmarked CRN (built, random Glorot weights) in the configured precision: the
     training step's mixed policy, or with `inference` the policy demo loads a model with
-    (`crn_tf.precision.INFERENCE_POLICIES`: kernels stored in the compute dtype)."""
-    from crn_tf.model import CRN
+    (`crn_tf.core.precision.INFERENCE_POLICIES`: kernels stored in the compute dtype)."""
+    from crn_tf.nn.model import CRN
 
     policy = (INFERENCE_POLICIES if inference else PRECISIONS)[config.precision]
     model = CRN.from_preset(config.preset, num_images=config.num_images, width_multiplier=config.width_multiplier,
@@ -175,10 +182,11 @@ def model_description(model) -> dict[str, Any]:
 
 
 def measure_generator(config: BenchConfig) -> dict[str, Any]:
-    """Times the generator's forward pass as `crn_tf.inference.synthesize` runs it (plain or banded)."""
+    """Times the generator's forward pass as `crn_tf.nn.inference.synthesize` runs it (plain or banded)."""
     import tensorflow as tf
 
-    from crn_tf import flops, inference
+    from crn_tf.bench import flops
+    from crn_tf.nn import inference
 
     rss_before = current_rss_bytes()
     model = build_generator(config, inference=True)
@@ -244,11 +252,11 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     """Times full training steps: generator + VGG-19 loss + backward + Adam (CRNTrainer's step)."""
     import tensorflow as tf
 
-    from crn_tf import flops
-    from crn_tf.losses import CRNLoss
-    from crn_tf.model import PRESET_TRAINING, PRESETS
+    from crn_tf.bench import flops
+    from crn_tf.loss.perceptual import CRNLoss
+    from crn_tf.loss.vgg import VGG19Features
+    from crn_tf.nn.model import PRESET_TRAINING, PRESETS
     from crn_tf.training.loop import CRNTrainer
-    from crn_tf.vgg import VGG19Features
 
     rss_before = current_rss_bytes()
     model = build_generator(config)
@@ -256,7 +264,7 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     vgg = VGG19Features(None, dtype=policy) if policy else VGG19Features(None)  # values do not change the cost
     features = vgg
     if config.recompute and config.recompute_scope == "all":
-        from crn_tf.recompute import RecomputedVGGFeatures
+        from crn_tf.loss.recompute import RecomputedVGGFeatures
 
         features = RecomputedVGGFeatures(vgg)  # the loss's VGG too, segment by segment
     preset_k = PRESETS[config.preset]["num_images"]
@@ -299,7 +307,7 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
 
 
 def _profile(run: Callable[[], Any]) -> dict[str, Any]:
-    from crn_tf.profiling import profile_ops
+    from crn_tf.bench.profiling import profile_ops
 
     return profile_ops(run, runs=2)
 
@@ -429,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train: recompute activations in the backward pass (gradient checkpointing)")
     parser.add_argument("--recompute-scope", default="all",
                         help="with --recompute: 'generator' (CRN(recompute=True) alone, as train.py --recompute) "
-                             "or 'all' (also the loss's VGG, crn_tf.recompute; default)")
+                             "or 'all' (also the loss's VGG, crn_tf.loss.recompute; default)")
     parser.add_argument("--peak", default="full",
                         help="device peak on the workload's own heaviest conv shapes: full (shapes carrying 75%% of "
                              "its conv FLOPs, --peak-runs runs), quick (50%%, one run) or off (default full)")

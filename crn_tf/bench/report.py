@@ -86,13 +86,13 @@ def format_report(report: dict[str, Any]) -> str:
             memory += f"; traced {result['traces']}x"
         lines.append(memory + ("" if config["isolate"] else " (one process for all parts: cumulative)"))
         if result.get("profile"):
-            from crn_tf.profiling import format_profile
+            from crn_tf.bench.profiling import format_profile
 
             lines.append(format_profile(result["profile"]))
     for part, peer in (report.get("torch_peer") or {}).items():
         lines.append(f"PyTorch peer ({part}, load {peer['load_average'][0]} -> {peer['load_average'][1]}): "
                      f"{peer['output']}; crn_tf is {peer['speedup_of_crn_tf']:.2f}x its speed")
         lines += [f"  PyTorch peer: {line}" for line in peer["peaks"]]
-    lines.append("FLOPs: 2*H*W*kh*kw*cin*cout per convolution (crn_tf.flops); train step = generator fwd + bwd (~3x fwd) "
+    lines.append("FLOPs: 2*H*W*kh*kw*cin*cout per convolution (crn_tf.bench.flops); train step = generator fwd + bwd (~3x fwd) "
                  "+ VGG-19 to conv5_2 fwd on k+1 images + bwd into the k fakes")
     return "\n".join(lines)

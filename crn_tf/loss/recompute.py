@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from crn_tf.vgg import FEATURE_NAMES, RGB_MEAN
+from crn_tf.loss.vgg import FEATURE_NAMES, RGB_MEAN
 
 
 def vgg_segments(vgg) -> list[list]:
@@ -28,7 +28,7 @@ def vgg_segments(vgg) -> list[list]:
 
 
 class RecomputedVGGFeatures:
-    """A drop-in for a `crn_tf.vgg.VGG19Features` in `CRNLoss`: the same call (RGB images in
+    """A drop-in for a `crn_tf.loss.vgg.VGG19Features` in `CRNLoss`: the same call (RGB images in
     0..255 -> dict of "input", "conv1_2" ... "conv5_2"), with each segment's inner activations
     recomputed in the backward pass instead of kept.
 

@@ -1,5 +1,5 @@
 """Memory for inference: what the plain forward pass needs, what the device has, and the
-`--low-memory auto` choice between the plain and the banded pass (`crn_tf.inference`).
+`--low-memory auto` choice between the plain and the banded pass (`crn_tf.nn.inference`).
 
 The estimate is computed from the configuration alone (sizes, widths, dtype, batch), as the
 peak of what the plain graph holds at once in its largest module:

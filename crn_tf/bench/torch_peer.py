@@ -10,7 +10,7 @@ import os
 import subprocess
 from typing import Any
 
-from crn_tf.machine import load_average
+from crn_tf.core.machine import load_average
 
 PEER_SCRIPTS = {"generator": "torch_crn.py", "train": "torch_crn_train.py"}
 

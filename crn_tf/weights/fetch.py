@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Callable, Iterator
 
-from crn_tf.progress import Progress
+from crn_tf.core.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Timing of repeated runs: wall-clock and CPU seconds, median and spread.
 
-Used by the benchmark (`crn_tf.bench`) and its peak measurement (`crn_tf.peaks`).
+Used by the benchmark (`crn_tf.bench.run`) and its peak measurement (`crn_tf.bench.peaks`).
 """
 from __future__ import annotations
 

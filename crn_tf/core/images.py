@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from crn_tf.files import atomic_path
+from crn_tf.core.files import atomic_path
 
 
 def to_uint8(images) -> np.ndarray:

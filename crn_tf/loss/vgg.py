@@ -19,9 +19,9 @@ import os
 import sys
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())  # no echo from Python's last-resort handler: the stderr line is the one copy

@@ -22,7 +22,12 @@ import shutil
 import sys
 from typing import Any
 
-from crn_tf.files import as_write_error, check_free_space, describe_cause, tree_size
+from crn_tf.core.files import (
+    as_write_error,
+    check_free_space,
+    describe_cause,
+    tree_size,
+)
 from crn_tf.labels import CITYSCAPES, LabelSet, resolve_label_set
 
 CONFIG_NAME = "config.json"
@@ -205,7 +210,7 @@ def load_model(path: str | os.PathLike, dtype: str | None = None):
     The returned model carries `label_set` and `checkpoint_info` (the config's `extra`).
     `dtype` is an optional Keras dtype policy, e.g. "mixed_bfloat16".
     """
-    from crn_tf.model import CRN
+    from crn_tf.nn.model import CRN
 
     directory = resolve_checkpoint_dir(path)
     config = read_config(directory)

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.ops import area_downsample
-from crn_tf.vgg import FEATURE_NAMES
+from crn_tf.loss.vgg import FEATURE_NAMES
+from crn_tf.nn.ops import area_downsample
 
 LAYER_NAMES = FEATURE_NAMES
-"""The loss's layers are the VGG features it compares (one list: `crn_tf.vgg.FEATURE_NAMES`)."""
+"""The loss's layers are the VGG features it compares (one list: `crn_tf.loss.vgg.FEATURE_NAMES`)."""
 
 # The original release's constants, on per-element means, in LAYER_NAMES order.
 PRESET_LAYER_WEIGHTS = {
@@ -71,7 +71,7 @@ class CRNLoss(tf.Module):
     the rescale count (not the VGG weights, which come from `features`).
 
     Args:
-        features: callable images -> dict of features (a `crn_tf.vgg.VGG19Features`).
+        features: callable images -> dict of features (a `crn_tf.loss.vgg.VGG19Features`).
         layer_weights: `"256p"`, `"512p"`, `"1024p"` (the original's constants), `"auto"`
             (the paper's rule: start at 1 per element, `rescale()` later), or 6 numbers for
             (input, conv1_2, ..., conv5_2). Defaults to None: `"256p"` if `diversity`, else `"512p"`.
