@@ -63,7 +63,7 @@ def test_bad_paths_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a crn_tf checkpoint"):
         load_model(tmp_path / "empty")
     (tmp_path / "model.ckpt.index").write_bytes(b"")
-    with pytest.raises(CheckpointError, match="crn_tf.weights.tf1_import"):
+    with pytest.raises(CheckpointError, match="python -m crn_tf.tf1_import"):
         load_model(tmp_path / "model.ckpt")
     save_model(tiny(), tmp_path / "broken")
     (tmp_path / "broken" / "config.json").write_text("{")
