@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1:
         print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
-    from crn_tf.core.precision import INFERENCE_POLICIES
+    from crn_tf.core.precision import get_precision
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
     from crn_tf.weights.checkpoint import CheckpointError, load_model
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{DEFAULT_CHECKPOINT}: the demo checkpoint is missing (it ships with the git repository); "
                 "pass --checkpoint DIR"
             )
-        model = load_model(resolve_checkpoint(args.checkpoint), dtype=INFERENCE_POLICIES[args.mixed_precision])
+        model = load_model(resolve_checkpoint(args.checkpoint), dtype=get_precision(args.mixed_precision).inference_policy)
         result = synthesize_folder(
             model,
             args.labels,

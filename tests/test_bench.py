@@ -140,6 +140,20 @@ def test_cli_json_on_a_tiny_config(capsys):
     for key in ("peak", "peak_after"):  # the peak was taken on the workloads' own shapes
         assert report[key]["coverage"]["generator"] >= 0.5 and report[key]["coverage"]["train"] >= 0.5
     assert generator["images_per_s"] == pytest.approx(2 * generator["layouts_per_s"])
+    # The loss train.py builds for 256p at k = 2: the diversity loss with the release's 256p constants.
+    assert (train["loss"]["diversity"], train["loss"]["layer_weights"]) == (True, "256p")
+
+
+@pytest.mark.slow
+def test_generator_runs_in_each_precision_of_the_table(capsys):
+    # fp16 has an inference policy (kernels stored in float16) like bf16; it used to stop with a KeyError.
+    for precision, policy in (("fp16", "float16"), ("bf16", "bfloat16"), ("fp32", "float32")):
+        code = bench.main(["--size", "32x64", "--width-multiplier", "1/128", "--precision", precision, "--runs", "1",
+                           "--warmup", "0", "--peak", "off", "--no-isolate", "--json"])
+        assert code == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["machine"]["precision_policy"] == policy
+        assert report["generator"]["model"]["dtype_policy"] == policy
 
 
 def test_cli_rejects_bad_options(capsys):

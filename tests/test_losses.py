@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from crn_tf.loss.perceptual import LAYER_NAMES, PRESET_LAYER_WEIGHTS, CRNLoss
-from crn_tf.loss.vgg import RGB_MEAN, VGG19Features
+from crn_tf.loss.perceptual import PRESET_LAYER_WEIGHTS, CRNLoss
+from crn_tf.loss.vgg import FEATURE_NAMES, RGB_MEAN, VGG19Features
 
 HEIGHT, WIDTH = 32, 64
 
@@ -32,7 +32,7 @@ class PointwiseFeatures:
         self.calls.append(tuple(images.shape))
         x = images - tf.constant(RGB_MEAN, tf.float32)
         out = {"input": x}
-        for i, name in enumerate(LAYER_NAMES[1:]):
+        for i, name in enumerate(FEATURE_NAMES[1:]):
             if i > 0:
                 x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
             x = tf.nn.relu(tf.einsum("bhwc,cd->bhwd", x, self.maps[i]))
@@ -58,7 +58,7 @@ def numpy_features(features, images):
 def numpy_single_loss(features, real, fake, weights):
     """sum_l w_l * mean |Phi_l(I) - Phi_l(g)|, averaged over the batch; fake (B, H, W, 3)."""
     fr, ff = numpy_features(features, real), numpy_features(features, fake)
-    per_example = sum(w * np.abs(fr[n] - ff[n]).mean(axis=(1, 2, 3)) for n, w in zip(LAYER_NAMES, weights))
+    per_example = sum(w * np.abs(fr[n] - ff[n]).mean(axis=(1, 2, 3)) for n, w in zip(FEATURE_NAMES, weights))
     return per_example.mean()
 
 
@@ -73,7 +73,7 @@ def numpy_diversity_loss(features, real, fake, layout, weights, mean_weight=0.00
     fr = numpy_features(features, real)
     ff = numpy_features(features, fake.reshape((-1,) + fake.shape[2:]))
     energy = 0.0  # E[b, u, p]
-    for name, w in zip(LAYER_NAMES, weights):
+    for name, w in zip(FEATURE_NAMES, weights):
         f_fake = ff[name].reshape((batch, k) + ff[name].shape[1:])
         error = np.abs(f_fake - fr[name][:, None]).mean(axis=-1)  # (B, k, h, w)
         mask = block_mean(layout.astype(np.float64), error.shape[2:])  # (B, h, w, P)
@@ -110,7 +110,7 @@ def test_diversity_loss_matches_numpy(rng, soft):
     expected = numpy_diversity_loss(features, real, fake, layout, PRESET_LAYER_WEIGHTS["256p"])
     np.testing.assert_allclose(float(loss(real, fake, layout)), expected, rtol=1e-5)
     terms = loss.terms(real, fake, layout)
-    np.testing.assert_allclose(sum(float(terms[n]) for n in LAYER_NAMES), expected, rtol=1e-5)
+    np.testing.assert_allclose(sum(float(terms[n]) for n in FEATURE_NAMES), expected, rtol=1e-5)
     np.testing.assert_allclose(float(terms["total"]), expected, rtol=1e-5)
     assert PRESET_LAYER_WEIGHTS["256p"] == pytest.approx((1, 1 / 1.6, 1 / 2.3, 1 / 1.8, 1 / 2.8, 10 / 0.8))
 
@@ -214,12 +214,12 @@ def test_auto_rescale_equalises_the_terms(vgg, rng):
     loss(real, fake)
     assert float(loss.stat_count.numpy()) == 4
     terms = loss.terms(real, fake)
-    assert max(float(terms[n]) for n in LAYER_NAMES) > 10 * min(float(terms[n]) for n in LAYER_NAMES)
+    assert max(float(terms[n]) for n in FEATURE_NAMES) > 10 * min(float(terms[n]) for n in FEATURE_NAMES)
     assert not loss.maybe_rescale(99)
     assert loss.maybe_rescale(100)
     assert not loss.maybe_rescale(101)  # once only
     terms = loss.terms(real, fake)
-    values = np.array([float(terms[n]) for n in LAYER_NAMES])
+    values = np.array([float(terms[n]) for n in FEATURE_NAMES])
     np.testing.assert_allclose(values, values.mean(), rtol=0.01)
     np.testing.assert_allclose(float(loss(real, fake, update_stats=False)), before, rtol=1e-4)  # total kept
     assert float(loss.stat_count.numpy()) == 0 and int(loss.rescale_count.numpy()) == 1

@@ -126,6 +126,9 @@ def test_recompute_and_pooling_options_reach_the_loss(rng):
     plain = build_loss(resolve_options(TrainOptions(vgg_weights="random")), diversity=False)
     recomputed = build_loss(resolve_options(TrainOptions(vgg_weights="random", recompute=True)), diversity=False)
     assert max_pooled._features.pooling == "max" and plain._features.pooling == "avg"
+    assert plain.layer_weights_name == "512p"  # --layer-weights original: the release's single-image constants
+    auto = build_loss(resolve_options(TrainOptions(vgg_weights="random", layer_weights="auto")), diversity=True)
+    assert auto.auto and auto.diversity
     assert isinstance(recomputed._features, RecomputedVGGFeatures)
     recomputed._features.features.set_weights(plain._features.get_weights())
     real = rng.uniform(0, 255, (1, 32, 64, 3)).astype(np.float32)

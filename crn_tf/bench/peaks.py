@@ -23,6 +23,7 @@ import statistics
 from typing import Any, Sequence
 
 from crn_tf.bench import flops
+from crn_tf.core.precision import get_precision
 
 PEAK_MODES: dict[str, dict[str, Any]] = {
     "full": {"coverage": 0.75, "max_shapes": 6, "runs": None},  # runs: --peak-runs
@@ -31,7 +32,6 @@ PEAK_MODES: dict[str, dict[str, Any]] = {
 MIN_COVERAGE = 0.5
 """A peak backs a utilisation only if its shapes carry at least this share of the workload's conv FLOPs."""
 MATMUL_N = 4096
-COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +101,7 @@ def measure_peaks(precision: str, shapes: Sequence[PeakShape], runs: int) -> dic
 
     from crn_tf.bench.timing import sync, time_runs
 
-    dtype = COMPUTE_DTYPES[precision]
+    dtype = get_precision(precision).compute_dtype
     generator = tf.random.Generator.from_seed(0)
     a = tf.cast(generator.normal((MATMUL_N, MATMUL_N)), dtype)
     b = tf.cast(generator.normal((MATMUL_N, MATMUL_N)), dtype)

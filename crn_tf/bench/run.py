@@ -36,11 +36,16 @@ from crn_tf.core.machine import (
     load_average,
     peak_rss_bytes,
 )
-from crn_tf.core.precision import INFERENCE_POLICIES, PRECISION_POLICIES
+from crn_tf.core.precision import BENCH_PRECISIONS, get_precision
 from crn_tf.core.quiet import quiet_start
+from crn_tf.core.sizes import parse_size
+from crn_tf.nn.presets import (
+    DEFAULT_PRESET,
+    PRESET_TABLE,
+    release_layer_weights,
+    uses_diversity,
+)
 
-PRECISIONS = {name: PRECISION_POLICIES[name] for name in ("fp32", "bf16", "fp16")}
-"""--precision -> Keras dtype policy of a training step's generator and VGG (None = float32)."""
 MODES = ("generator", "train", "both")
 LOW_MEMORY_MODES = ("off", "on", "ab")
 RESULT_PREFIX = "CRN_BENCH_RESULT "
@@ -54,7 +59,7 @@ class BenchError(ValueError):
 class BenchConfig:
     """What to measure (the CLI's flags)."""
 
-    preset: str = "256p"
+    preset: str = DEFAULT_PRESET
     size: str | None = None
     width_multiplier: float = 1.0
     num_images: int | None = None
@@ -78,14 +83,12 @@ class BenchConfig:
     memory_guard_gb: float = 1.0
 
     def validate(self) -> None:
-        from crn_tf.nn.model import PRESETS, parse_size
-
-        if self.preset not in PRESETS:
-            raise BenchError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if self.preset not in PRESET_TABLE:
+            raise BenchError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESET_TABLE)}")
         if self.size is not None:
             parse_size(self.size)
-        if self.precision not in PRECISIONS:
-            raise BenchError(f"unknown precision {self.precision!r}; choose one of {sorted(PRECISIONS)}")
+        if self.precision not in BENCH_PRECISIONS:
+            raise BenchError(f"unknown precision {self.precision!r}; choose one of {sorted(BENCH_PRECISIONS)}")
         if self.mode not in MODES:
             raise BenchError(f"unknown mode {self.mode!r}; choose one of {MODES}")
         if self.peak not in (*peaks.PEAK_MODES, "off"):
@@ -132,8 +135,6 @@ def measure_peaks(config: BenchConfig) -> dict[str, Any]:
 # === The model ===
 
 def _generator_args(config: BenchConfig) -> dict[str, Any]:
-    from crn_tf.nn.model import parse_size
-
     args: dict[str, Any] = {"num_classes": 19, "recompute": config.recompute}
     if config.size is not None:
         args["output_size"] = parse_size(config.size)
@@ -154,7 +155,8 @@ def build_generator(config: BenchConfig, inference: bool = False):
     (`crn_tf.core.precision.INFERENCE_POLICIES`: kernels stored in the compute dtype)."""
     from crn_tf.nn.model import CRN
 
-    policy = (INFERENCE_POLICIES if inference else PRECISIONS)[config.precision]
+    precision = get_precision(config.precision)
+    policy = precision.inference_policy if inference else precision.training_policy
     model = CRN.from_preset(config.preset, num_images=config.num_images, width_multiplier=config.width_multiplier,
                             **_generator_args(config), **({"dtype": policy} if policy else {}))
     model.build()
@@ -248,31 +250,34 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
     }
 
 
+def build_loss(config: BenchConfig, num_images: int):
+    """The loss train.py builds for this preset and k (the preset table's recipe), on a random VGG-19
+    in the configured precision (its values do not change the cost)."""
+    from crn_tf.loss.perceptual import CRNLoss
+    from crn_tf.loss.vgg import VGG19Features
+
+    policy = get_precision(config.precision).training_policy
+    features = VGG19Features(None, dtype=policy) if policy else VGG19Features(None)
+    if config.recompute and config.recompute_scope == "all":
+        from crn_tf.loss.recompute import RecomputedVGGFeatures
+
+        features = RecomputedVGGFeatures(features)  # the loss's VGG too, segment by segment
+    diversity = uses_diversity(config.preset, num_images)
+    return CRNLoss(features, layer_weights=release_layer_weights(diversity, config.preset), diversity=diversity)
+
+
 def measure_train(config: BenchConfig) -> dict[str, Any]:
     """Times full training steps: generator + VGG-19 loss + backward + Adam (CRNTrainer's step)."""
     import tensorflow as tf
 
     from crn_tf.bench import flops
-    from crn_tf.loss.perceptual import CRNLoss
-    from crn_tf.loss.vgg import VGG19Features
-    from crn_tf.nn.model import PRESET_TRAINING, PRESETS
     from crn_tf.training.loop import CRNTrainer
 
     rss_before = current_rss_bytes()
     model = build_generator(config)
-    policy = PRECISIONS[config.precision]
-    vgg = VGG19Features(None, dtype=policy) if policy else VGG19Features(None)  # values do not change the cost
-    features = vgg
-    if config.recompute and config.recompute_scope == "all":
-        from crn_tf.loss.recompute import RecomputedVGGFeatures
-
-        features = RecomputedVGGFeatures(vgg)  # the loss's VGG too, segment by segment
-    preset_k = PRESETS[config.preset]["num_images"]
-    diversity = PRESET_TRAINING[config.preset]["diversity"] if model.num_images == preset_k else model.num_images > 1
-    layer_weights = ("256p" if diversity else "1024p" if config.preset == "1024p" else "512p")
-    loss = CRNLoss(features, layer_weights=layer_weights, diversity=diversity)
-    mixed = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}[config.precision]
-    trainer = CRNTrainer(model, loss, global_batch_size=config.batch_size, mixed_precision=mixed, xla=config.xla)
+    loss = build_loss(config, model.num_images)
+    trainer = CRNTrainer(model, loss, global_batch_size=config.batch_size,
+                         mixed_precision=get_precision(config.precision).mixed_precision, xla=config.xla)
     layout = random_layout(model, config.batch_size)
     height, width = model.output_size
     image = tf.random.stateless_uniform((config.batch_size, height, width, 3), (0, 2), 0.0, 255.0)
@@ -288,7 +293,8 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     return {
         "what": "train",
         "model": model_description(model),
-        "loss": {"diversity": diversity, "layer_weights": layer_weights, "vgg_weights": "random (cost only)"},
+        "loss": {"diversity": loss.diversity, "layer_weights": loss.layer_weights_name,
+                 "vgg_weights": "random (cost only)"},
         "recompute": ("generator modules + VGG segments" if config.recompute_scope == "all" else "generator modules")
         if config.recompute else "off",
         "path": "tf.function step (CRNTrainer)" + (", XLA forward+backward" if config.xla else ""),
@@ -389,8 +395,9 @@ def run_benchmark(config: BenchConfig, progress: Callable[[str], None] | None = 
     if "machine" not in report and "peak" in report:
         report["machine"] = report["peak"].pop("machine")
     report.get("peak", {}).pop("machine", None)
-    report["machine"]["precision_policy"] = (INFERENCE_POLICIES if config.mode == "generator" else PRECISIONS)[
-        config.precision] or "float32"
+    precision = get_precision(config.precision)
+    report["machine"]["precision_policy"] = (precision.inference_policy if config.mode == "generator"
+                                             else precision.training_policy) or "float32"
     if config.torch_python:
         report["torch_peer"] = {}
         for part in parts:
@@ -419,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m crn_tf.bench",
         description="Time the CRN generator and a full training step; compare with the device's own peak.",
     )
-    parser.add_argument("--preset", default="256p", help="256p, 512p or 1024p (default 256p)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET,
+                        help=f"{', '.join(PRESET_TABLE)} (default {DEFAULT_PRESET})")
     parser.add_argument("--size", help="output size HxW instead of the preset's (paper widths for each module height)")
     parser.add_argument("--width-multiplier", type=_fraction, default=1.0,
                         help="scale every feature width, e.g. 0.0625 or 1/16 (default 1)")

@@ -22,16 +22,16 @@ import tensorflow as tf
 
 from crn_tf.loss.vgg import FEATURE_NAMES
 from crn_tf.nn.ops import area_downsample
+from crn_tf.nn.presets import PRESET_TABLE, release_layer_weights
 
 LAYER_NAMES = FEATURE_NAMES
-"""The loss's layers are the VGG features it compares (one list: `crn_tf.loss.vgg.FEATURE_NAMES`)."""
+"""An alias kept for old imports: the loss's layers are the VGG features it compares (one list,
+`crn_tf.loss.vgg.FEATURE_NAMES`, which this module uses)."""
 
-# The original release's constants, on per-element means, in LAYER_NAMES order.
-PRESET_LAYER_WEIGHTS = {
-    "256p": (1.0, 1 / 1.6, 1 / 2.3, 1 / 1.8, 1 / 2.8, 10 / 0.8),  # diversity loss, k = 9
-    "512p": (1.0, 1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5),  # single image
-    "1024p": (1.0, 1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5),  # single image
-}
+PRESET_LAYER_WEIGHTS: dict[str, tuple[float, ...]] = {name: row.layer_weights for name, row in PRESET_TABLE.items()}
+"""Preset name -> the original release's constants, on per-element means, in FEATURE_NAMES order:
+a view of the preset table (`crn_tf.nn.presets`)."""
+
 AUTO = "auto"
 DIVERSITY_MIN_WEIGHT = 0.999
 DIVERSITY_MEAN_WEIGHT = 0.001
@@ -42,18 +42,18 @@ def _initial_weights(layer_weights) -> tuple[str, np.ndarray]:
     """-> (name for the config, initial weights [6])."""
     if isinstance(layer_weights, str):
         if layer_weights == AUTO:
-            return AUTO, np.ones(len(LAYER_NAMES), np.float32)
+            return AUTO, np.ones(len(FEATURE_NAMES), np.float32)
         if layer_weights not in PRESET_LAYER_WEIGHTS:
             raise ValueError(
                 f"layer_weights must be one of {sorted(PRESET_LAYER_WEIGHTS) + [AUTO]} or "
-                f"{len(LAYER_NAMES)} numbers, got {layer_weights!r}"
+                f"{len(FEATURE_NAMES)} numbers, got {layer_weights!r}"
             )
         return layer_weights, np.asarray(PRESET_LAYER_WEIGHTS[layer_weights], np.float32)
     values = np.asarray(list(layer_weights), np.float64)
-    if values.shape != (len(LAYER_NAMES),) or not np.all(np.isfinite(values)) or np.any(values < 0):
+    if values.shape != (len(FEATURE_NAMES),) or not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError(
-            f"layer_weights must be {len(LAYER_NAMES)} finite non-negative numbers for "
-            f"{LAYER_NAMES}, got {list(layer_weights)}"
+            f"layer_weights must be {len(FEATURE_NAMES)} finite non-negative numbers for "
+            f"{FEATURE_NAMES}, got {list(layer_weights)}"
         )
     return "custom", values.astype(np.float32)
 
@@ -74,7 +74,8 @@ class CRNLoss(tf.Module):
         features: callable images -> dict of features (a `crn_tf.loss.vgg.VGG19Features`).
         layer_weights: `"256p"`, `"512p"`, `"1024p"` (the original's constants), `"auto"`
             (the paper's rule: start at 1 per element, `rescale()` later), or 6 numbers for
-            (input, conv1_2, ..., conv5_2). Defaults to None: `"256p"` if `diversity`, else `"512p"`.
+            (input, conv1_2, ..., conv5_2). Defaults to None: the release's constants for this
+            loss (`crn_tf.nn.presets.release_layer_weights`): `"256p"` if `diversity`, else `"512p"`.
         diversity: bool. The k-image diversity loss instead of the single-image loss.
             Defaults to False.
         rescale_epoch: int. The epoch after which the trainer should call `rescale()` for
@@ -94,7 +95,7 @@ class CRNLoss(tf.Module):
     ):
         super().__init__(name=name)
         if layer_weights is None:
-            layer_weights = "256p" if diversity else "512p"
+            layer_weights = release_layer_weights(diversity)
         self.layer_weights_name, initial = _initial_weights(layer_weights)
         self._layer_weights_arg = layer_weights if isinstance(layer_weights, str) else [float(w) for w in initial]
         self.diversity = bool(diversity)
@@ -102,7 +103,7 @@ class CRNLoss(tf.Module):
         if not 0.0 <= float(diversity_mean_weight) < 1.0:
             raise ValueError(f"diversity_mean_weight must be in [0, 1), got {diversity_mean_weight}")
         self.diversity_mean_weight = float(diversity_mean_weight)
-        self.layer_names = LAYER_NAMES
+        self.layer_names = FEATURE_NAMES
         # Not tracked: a checkpoint of the loss holds the loss's state, not 80 MB of VGG.
         object.__setattr__(self, "_features", features)
 
@@ -115,7 +116,7 @@ class CRNLoss(tf.Module):
             synchronization=tf.VariableSynchronization.ON_READ,
             aggregation=tf.VariableAggregation.SUM,
         )
-        self.stat_sum = tf.Variable(tf.zeros([len(LAYER_NAMES)], tf.float32), name="stat_sum", **on_read)
+        self.stat_sum = tf.Variable(tf.zeros([len(FEATURE_NAMES)], tf.float32), name="stat_sum", **on_read)
         self.stat_count = tf.Variable(0.0, name="stat_count", **on_read)
         self.rescale_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="rescale_count")
 
@@ -153,7 +154,7 @@ class CRNLoss(tf.Module):
     def terms_from_per_layer(self, per_layer: tf.Tensor) -> dict[str, tf.Tensor]:
         """(batch, 6) from `per_layer` -> {"input": ..., ..., "conv5_2": ..., "total": ...}."""
         means = tf.reduce_mean(per_layer, axis=0)
-        terms = {name: means[i] for i, name in enumerate(LAYER_NAMES)}
+        terms = {name: means[i] for i, name in enumerate(FEATURE_NAMES)}
         terms["total"] = tf.reduce_sum(means)
         return terms
 
@@ -184,7 +185,7 @@ class CRNLoss(tf.Module):
         images = tf.concat([real, tf.reshape(fake, [-1, height, width, 3])], axis=0)
         features = self._features(images)
         errors = []
-        for name in LAYER_NAMES:
+        for name in FEATURE_NAMES:
             # tf.split, not slicing: its gradient is a concat, where StridedSliceGrad took 7% of a
             # 256p bf16 training step (BENCHMARKS.md).
             real_part, fake_part = tf.split(features[name], [batch, batch * k], axis=0)
@@ -272,21 +273,21 @@ class CRNLoss(tf.Module):
         if stats is None:
             means = self.running_means()
         elif isinstance(stats, Mapping):
-            missing = [name for name in LAYER_NAMES if name not in stats]
+            missing = [name for name in FEATURE_NAMES if name not in stats]
             if missing:
                 raise ValueError(f"rescale stats miss layers {missing}")
-            means = np.asarray([float(stats[name]) for name in LAYER_NAMES], np.float64)
+            means = np.asarray([float(stats[name]) for name in FEATURE_NAMES], np.float64)
         else:
             means = np.asarray(list(stats), np.float64)
-        if means.shape != (len(LAYER_NAMES),) or not np.all(np.isfinite(means)) or np.any(means <= 0):
-            raise ValueError(f"rescale needs {len(LAYER_NAMES)} positive finite layer means, got {means.tolist()}")
+        if means.shape != (len(FEATURE_NAMES),) or not np.all(np.isfinite(means)) or np.any(means <= 0):
+            raise ValueError(f"rescale needs {len(FEATURE_NAMES)} positive finite layer means, got {means.tolist()}")
         weights = self.layer_weights.numpy().astype(np.float64)
         target = float(np.mean(weights * means))
         new_weights = target / means
         self.layer_weights.assign(new_weights.astype(np.float32))
         self.rescale_count.assign_add(1)
         self.reset_stats()
-        return {name: float(w) for name, w in zip(LAYER_NAMES, new_weights)}
+        return {name: float(w) for name, w in zip(FEATURE_NAMES, new_weights)}
 
     def maybe_rescale(self, epochs_done: int) -> bool:
         """For "auto": rescales once when `epochs_done` >= `rescale_epoch`; True if it did."""

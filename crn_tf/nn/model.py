@@ -1,4 +1,4 @@
-"""The Cascaded Refinement Network generator (Chen & Koltun, ICCV 2017) and its presets.
+"""The Cascaded Refinement Network generator (Chen & Koltun, ICCV 2017), built from a preset or any size.
 
 https://arxiv.org/abs/1707.09405. A cascade of refinement modules M_0..M_n: M_0 works at the
 base size (4x8 for Cityscapes), each next one doubles height and width; every module sees the
@@ -15,6 +15,7 @@ import tensorflow as tf
 from crn_tf.core.sizes import parse_size
 from crn_tf.nn.layers import RefinementModule
 from crn_tf.nn.ops import area_downsample
+from crn_tf.nn.presets import PRESET_TABLE, get_preset
 
 
 def paper_width(height: int) -> int:
@@ -28,19 +29,11 @@ def paper_width(height: int) -> int:
     return 32
 
 
-# === Presets: the three published generators, as constructor arguments ===
-PRESETS: dict[str, dict[str, Any]] = {
-    "256p": {"output_size": (256, 512), "num_images": 9, "widths": (1024,) * 5 + (512,) * 2},
-    "512p": {"output_size": (512, 1024), "num_images": 1, "widths": (1024,) * 5 + (512,) * 2 + (128,)},
-    "1024p": {"output_size": (1024, 2048), "num_images": 1, "widths": (1024,) * 5 + (512,) * 2 + (128, 32)},
-}
+# === Presets: views of the one table (crn_tf.nn.presets), kept as the public names they were ===
+PRESETS: dict[str, dict[str, Any]] = {name: row.generator_args() for name, row in PRESET_TABLE.items()}
 """Preset name -> CRN arguments. Each has 20 input channels (19 Cityscapes classes + void)."""
 
-PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "256p": {"layer_weights": "256p", "diversity": True, "init_from": None, "train_modules": "all", "epochs": 200},
-    "512p": {"layer_weights": "512p", "diversity": False, "init_from": "256p", "train_modules": "all", "epochs": 20},
-    "1024p": {"layer_weights": "1024p", "diversity": False, "init_from": "512p", "train_modules": "last2", "epochs": 5},
-}
+PRESET_TRAINING: dict[str, dict[str, Any]] = {name: row.training() for name, row in PRESET_TABLE.items()}
 """How the original trained each preset: loss constants, diversity loss, initialisation, trained modules
 and epochs (demo_256p.py `range(1,201)`, demo_512p.py `range(1,21)`, demo_1024p.py `range(1,6)`)."""
 
@@ -247,9 +240,7 @@ class CRN(keras.Model):
         `num_images` defaults to the preset's (9 at 256p, 1 otherwise); `width_multiplier`
         scales every width (for small runs); `overrides` replace any other argument.
         """
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        args = dict(PRESETS[preset])
+        args = get_preset(preset).generator_args()
         if num_images is not None:
             args["num_images"] = num_images
         if "output_size" in overrides and "widths" not in overrides:

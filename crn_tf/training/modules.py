@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crn_tf.core.precision import PRECISION_POLICIES
+from crn_tf.core.precision import get_precision
 from crn_tf.core.sizes import parse_size
 from crn_tf.nn.model import CRN
 from crn_tf.training.options import parse_train_modules
@@ -21,7 +21,7 @@ def build_model(preset: str, num_classes: int, size: str | None = None, width_mu
     overrides: dict[str, Any] = {"num_classes": num_classes, "recompute": recompute}
     if size is not None:
         overrides["output_size"] = parse_size(size)
-    policy = PRECISION_POLICIES[mixed_precision]
+    policy = get_precision(mixed_precision).training_policy
     if policy is not None:
         overrides["dtype"] = policy
     model = CRN.from_preset(preset, num_images=num_images, width_multiplier=width_multiplier, **overrides)

@@ -9,7 +9,8 @@ ImageNet VGG, Adam 1e-4, batch 1, MATLAB-bicubic photos, and per preset the rele
 and trained modules: 200 / 20 / 5 epochs, all / all / the last two modules at 256p / 512p / 1024p;
 docs/faithfulness.md). Without `--data`, `train.py` runs its embedded
 small default (a synthetic city, 64x128, width multiplier 1/16, k = 1, random VGG): the fields whose
-default is `None` ("auto") are settled by `resolve_options` for whichever case applies.
+default is `None` ("auto") are settled by `resolve_options` for whichever case applies. The numbers
+per preset and of the small default live in one table, `crn_tf.nn.presets`.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 from crn_tf.core.files import write_atomic
+from crn_tf.core.precision import TRAINING_PRECISIONS
 from crn_tf.core.sizes import parse_size
 from crn_tf.data.resize import (
     DEFAULT_PHOTO_RESIZE,
@@ -28,22 +30,23 @@ from crn_tf.data.resize import (
     PHOTO_RESIZE_METHODS,
     check_photo_resize,
 )
+from crn_tf.nn.presets import DEFAULT_PRESET, PRESET_TABLE, SMALL_DEFAULT, get_preset
 
-# === The embedded small default run (no --data) ===
+# === The embedded small default run (no --data): its recipe is the preset table's small variant ===
 SMOKE_DATA = os.path.join("data", "synthetic_city")
-SMOKE_SIZE = "64x128"
+SMOKE_SIZE = SMALL_DEFAULT.size
 SMOKE_NUM_TRAIN = 48
 SMOKE_NUM_VAL = 4
 SMOKE_DEFAULTS: dict[str, Any] = {
     "size": SMOKE_SIZE,
-    "width_multiplier": 1 / 16,
-    "vgg_weights": "random",
-    "num_images": 1,  # k = 1 keeps the CPU run to minutes (VGG sees k + 1 images a step)
-    "epochs": 12,
+    "width_multiplier": SMALL_DEFAULT.width_multiplier,
+    "vgg_weights": SMALL_DEFAULT.vgg_weights,
+    "num_images": SMALL_DEFAULT.num_images,
+    "epochs": SMALL_DEFAULT.epochs,
     "run_dir": os.path.join("runs", "synthetic_small"),
     "save_every": 200,
     "summary_every": 50,
-    "train_modules": "all",
+    "train_modules": SMALL_DEFAULT.train_modules,
 }
 """What the auto (`None`) fields become when `--data` is not given."""
 
@@ -51,14 +54,20 @@ PAPER_DEFAULTS: dict[str, Any] = {
     "size": None,  # the preset's own size
     "width_multiplier": 1.0,
     "vgg_weights": "imagenet",
-    "num_images": None,  # the preset's: 9 at 256p, 1 at 512p and 1024p
-    "epochs": None,  # the preset's: PRESET_TRAINING (200 at 256p, 20 at 512p, 5 at 1024p)
+    "num_images": None,  # the preset's k (crn_tf.nn.presets): 9 at 256p, 1 at 512p and 1024p
+    "epochs": None,  # the preset's (crn_tf.nn.presets): 200 at 256p, 20 at 512p, 5 at 1024p
     "run_dir": None,  # runs/<preset>
     "save_every": 1000,
     "summary_every": 500,
-    "train_modules": None,  # the preset's: PRESET_TRAINING (last2 at 1024p, else all)
+    "train_modules": None,  # the preset's (crn_tf.nn.presets): last2 at 1024p, else all
 }
 """What the auto (`None`) fields become when `--data` is given: the original's schedule."""
+
+
+def _per_preset(field: str) -> str:
+    """E.g. "200 at 256p, 20 at 512p, 5 at 1024p": a field of the preset table, for the help texts."""
+    return ", ".join(f"{getattr(row, field)} at {name}" for name, row in PRESET_TABLE.items())
+
 
 MODEL_FIELDS = ("preset", "size", "width_multiplier", "num_images", "label_set", "mixed_precision")
 """Options that fix the model's variables; a resumed run must keep them."""
@@ -82,17 +91,19 @@ class TrainOptions:
     skip_bad: bool = _field(False, "skip bad image/label pairs with a warning instead of stopping")
     photo_resize: str = _field(DEFAULT_PHOTO_RESIZE, PHOTO_RESIZE_HELP, choices=PHOTO_RESIZE_METHODS)
     # --- model ---
-    preset: str = _field("256p", "the paper's generator: 256p (k=9, diversity loss), 512p, 1024p",
-                         choices=("256p", "512p", "1024p"))
-    size: str | None = _field(None, "output size HxW (default: the preset's; 64x128 for the small default)")
+    preset: str = _field(DEFAULT_PRESET, "the paper's generator: 256p (k=9, diversity loss), 512p, 1024p",
+                         choices=tuple(PRESET_TABLE))
+    size: str | None = _field(None, f"output size HxW (default: the preset's; {SMALL_DEFAULT.size} for the small "
+                              "default)")
     width_multiplier: float | None = _field(None, "scale every feature width (e.g. 1/16 for small runs)")
     num_images: int | None = _field(None, "k, images per layout (default: the preset's, 9 at 256p, 1 otherwise; "
-                                    "1 for the small default)")
+                                    f"{SMALL_DEFAULT.num_images} for the small default)")
     init_from: str | None = _field(None, "checkpoint (or run dir) whose modules initialise the shared modules, "
                                    "matched by module height (256p -> 512p -> 1024p)")
     train_modules: str | None = _field(None, "modules that train: all, lastN (e.g. last2) or module heights (e.g. "
-                                       "512,1024) (default: the preset's, as the original: all at 256p and 512p, "
-                                       "last2 at 1024p; all for the small default)")
+                                       "512,1024) (default: the preset's, as the original: "
+                                       f"{_per_preset('train_modules')}; {SMALL_DEFAULT.train_modules} for the "
+                                       "small default)")
     recompute: bool = _field(False, "recompute each refinement module's and each VGG-19 segment's activations in "
                              "the backward pass (same gradients, about half the memory)")
     # --- loss ---
@@ -107,13 +118,13 @@ class TrainOptions:
                                           "(the min gets 1 minus it); larger makes every image, not only the "
                                           "best per class, follow the photo")
     # --- optimisation ---
-    epochs: int | None = _field(None, "epochs (default: the preset's, as the original: 200 at 256p, 20 at 512p, "
-                                "5 at 1024p; 12 for the small default)")
+    epochs: int | None = _field(None, f"epochs (default: the preset's, as the original: {_per_preset('epochs')}; "
+                                f"{SMALL_DEFAULT.epochs} for the small default)")
     steps: int | None = _field(None, "stop after this many steps in total (overrides --epochs)")
     batch_size: int = _field(1, "global batch size (split over replicas)")
     lr: float = _field(1e-4, "Adam learning rate")
     seed: int = _field(0, "seed for initialisation and the per-epoch data order")
-    mixed_precision: str = _field("off", "off, bf16 or fp16 (with dynamic loss scaling)", choices=("off", "bf16", "fp16"))
+    mixed_precision: str = _field("off", "off, bf16 or fp16 (with dynamic loss scaling)", choices=TRAINING_PRECISIONS)
     xla: bool = _field(False, "compile the step with XLA (jit_compile)")
     strategy: str = _field("auto", "auto (TF_CONFIG cluster -> multi-worker, several GPUs -> mirrored), "
                            "default, mirrored or multi-worker", choices=("auto", "default", "mirrored", "multi-worker"))
@@ -185,16 +196,12 @@ def resolve_options(options: TrainOptions) -> TrainOptions:
     if values["run_dir"] is None:
         values["run_dir"] = os.path.join("runs", values["preset"])
     if values["epochs"] is None or values["train_modules"] is None:
-        from crn_tf.nn.model import (
-            PRESET_TRAINING,  # Keras: only once options are resolved
-        )
-
-        if values["preset"] not in PRESET_TRAINING:
-            raise ValueError(f"--preset must be one of {', '.join(PRESET_TRAINING)}, got {values['preset']!r}")
-        preset = PRESET_TRAINING[values["preset"]]
+        if values["preset"] not in PRESET_TABLE:
+            raise ValueError(f"--preset must be one of {', '.join(PRESET_TABLE)}, got {values['preset']!r}")
+        preset = get_preset(values["preset"])
         for key in ("epochs", "train_modules"):
             if values[key] is None:
-                values[key] = preset.get(key)
+                values[key] = getattr(preset, key)
     resolved = TrainOptions(**values)
     validate_options(resolved)
     return resolved

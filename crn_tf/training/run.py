@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from crn_tf.core.files import WriteError
 from crn_tf.core.locks import DirectoryLock
-from crn_tf.core.precision import PRECISION_POLICIES
+from crn_tf.core.precision import get_precision
 from crn_tf.core.sizes import parse_size
 from crn_tf.labels import resolve_label_set
-from crn_tf.nn.model import PRESETS
+from crn_tf.nn.presets import get_preset, release_layer_weights, uses_diversity
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
 from crn_tf.training.modules import (
@@ -79,22 +79,13 @@ def ensure_synthetic_city(path: str = SMOKE_DATA, stream: IO[str] | None = None)
     return path
 
 
-def layer_weights_name(options: TrainOptions, diversity: bool) -> str:
-    """--layer-weights original -> the release's constants for this loss; auto stays auto."""
-    if options.layer_weights == "auto":
-        return "auto"
-    if diversity:
-        return "256p"
-    return "1024p" if options.preset == "1024p" else "512p"
-
-
 def build_loss(options: TrainOptions, diversity: bool):
     """VGG-19 features and the CRN loss of the options (call inside `strategy.scope()`)."""
     from crn_tf.loss.perceptual import CRNLoss
     from crn_tf.loss.vgg import VGG19Features
 
     weights = None if options.vgg_weights == "random" else options.vgg_weights
-    policy = PRECISION_POLICIES[options.mixed_precision]
+    policy = get_precision(options.mixed_precision).training_policy
     dtype = {"dtype": policy} if policy else {}
     features = VGG19Features(weights, pooling=options.vgg_pooling, **dtype)
     if options.recompute:
@@ -102,7 +93,9 @@ def build_loss(options: TrainOptions, diversity: bool):
         from crn_tf.loss.recompute import RecomputedVGGFeatures
 
         features = RecomputedVGGFeatures(features)
-    return CRNLoss(features, layer_weights=layer_weights_name(options, diversity), diversity=diversity,
+    # --layer-weights original: the release's constants for this preset's loss; auto stays auto.
+    layer_weights = "auto" if options.layer_weights == "auto" else release_layer_weights(diversity, options.preset)
+    return CRNLoss(features, layer_weights=layer_weights, diversity=diversity,
                    rescale_epoch=options.rescale_epoch, diversity_mean_weight=options.diversity_mean_weight)
 
 
@@ -142,7 +135,7 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
     if smoke:
         ensure_synthetic_city(options.data, stream)
     label_set = resolve_label_set(options.label_set)
-    preset_size = tuple(PRESETS[options.preset]["output_size"])
+    preset_size = get_preset(options.preset).output_size
     size = parse_size(options.size) if options.size else preset_size
     data = EpochData(options.data, size, label_set, options.split, options.batch_size, options.seed,
                      skip_bad=options.skip_bad, photo_resize=options.photo_resize)
@@ -168,7 +161,7 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
         model = build_model(options.preset, label_set.num_classes, size=options.size,
                             width_multiplier=options.width_multiplier, num_images=options.num_images,
                             mixed_precision=options.mixed_precision, recompute=options.recompute)
-        loss = build_loss(options, diversity=model.num_images > 1)
+        loss = build_loss(options, diversity=uses_diversity(options.preset, model.num_images))
     trained = set_trainable_modules(model, options.train_modules)
     trainer = CRNTrainer(model, loss, strategy, learning_rate=options.lr, global_batch_size=options.batch_size,
                          mixed_precision=options.mixed_precision, xla=options.xla)

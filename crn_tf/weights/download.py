@@ -24,6 +24,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.core.quiet import quiet_start
+from crn_tf.nn.presets import get_preset
 from crn_tf.weights.fetch import DownloadError, download_file
 
 log = logging.getLogger("crn_tf.weights.download")  # not __name__: that is __main__ under python -m
@@ -53,7 +54,7 @@ class RemoteFile:
 class Weights:
     """A named download: its files and, for a checkpoint, its TF1 prefix and the network it must be.
 
-    `preset` names the `crn_tf.nn.model.PRESETS` generator (size, widths, k; 19 classes) that
+    `preset` names the `crn_tf.nn.presets` generator (size, widths, k; 19 classes) that
     the imported checkpoint must be; one that imports as another network is refused.
     """
 
@@ -171,11 +172,9 @@ def import_checkpoint(weights: Weights, root: str) -> str:
 
 def _check_preset(model, weights: Weights, prefix: str) -> None:
     """DownloadError unless the imported `model` is the generator of `weights.preset`."""
-    from crn_tf.nn.model import PRESETS
-
-    preset = PRESETS[weights.preset]
-    expected = {"output_size": tuple(preset["output_size"]), "num_images": preset["num_images"],
-                "widths": tuple(preset["widths"]), "num_classes": 19}
+    preset = get_preset(weights.preset)
+    expected = {"output_size": preset.output_size, "num_images": preset.num_images, "widths": preset.widths,
+                "num_classes": preset.num_classes}
     found = {"output_size": tuple(model.output_size), "num_images": model.num_images,
              "widths": tuple(model.widths), "num_classes": model.num_classes}
     wrong = [f"{key} {found[key]} (expected {expected[key]})" for key in expected if found[key] != expected[key]]

@@ -24,6 +24,7 @@ import numpy as np
 
 from crn_tf.core.quiet import quiet_start
 from crn_tf.labels import resolve_label_set
+from crn_tf.nn.presets import get_preset
 
 _MODULE_VAR = re.compile(r"^g_(\d+)_conv(1|2|100)/(weights|biases|LayerNorm/gamma|LayerNorm/beta)$")
 
@@ -153,13 +154,10 @@ def infer_model_args(variables: dict[str, np.ndarray], source: str = "checkpoint
 def published_matches(model_args: dict) -> list[str]:
     """The published checkpoints (`PUBLISHED_CHECKPOINTS`) whose generator has these `infer_model_args`:
     e.g. ["result_256p", "result_GTA"] for a 256p diversity model; [] for any other network."""
-    from crn_tf.nn.model import PRESETS
-
     def same(preset: str) -> bool:
-        spec = PRESETS[preset]
-        return (tuple(model_args["output_size"]) == tuple(spec["output_size"])
-                and model_args["num_images"] == spec["num_images"]
-                and tuple(model_args["widths"]) == tuple(spec["widths"]) and model_args["num_classes"] == 19)
+        spec = get_preset(preset)
+        return (tuple(model_args["output_size"]) == spec.output_size and model_args["num_images"] == spec.num_images
+                and tuple(model_args["widths"]) == spec.widths and model_args["num_classes"] == spec.num_classes)
 
     return [name for name, (preset, _) in PUBLISHED_CHECKPOINTS.items() if same(preset)]
 
