@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from crn_tf.data import find_examples, make_dataset, probe
+from crn_tf.data import DataError, find_examples, make_dataset, probe
 from crn_tf.data.prepare import encode_label, main, prepare
-from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet
+from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet, ids_to_classes
 from crn_tf.synthetic import write_paired_dataset, write_synthetic_city
 from crn_tf.training.data import EpochData
 
@@ -112,6 +112,14 @@ def test_void_is_written_so_that_it_reads_back():
     no_void_colour = LabelSet("c", (LabelClass("x", 1, (5, 5, 5)), LabelClass("y", 2, (6, 6, 6))),
                               void_ids=(0,), void_colors=())
     assert encode_label(classes, no_void_colour).tolist() == [[1, 2, 0]]
+    # Every other id void and no colour: void is written as 255, which reads back as void as ids
+    # and as class indices alike (the `crn_tf.labels.void_id_for` rule).
+    any_other_id = LabelSet("d", no_void_colour.classes, void_ids=None, void_colors=())
+    written = encode_label(classes, any_other_id)
+    assert written.tolist() == [[1, 2, 255]]
+    np.testing.assert_array_equal(ids_to_classes(written, any_other_id), classes)
+    with pytest.raises(DataError, match="x.png: has void pixels, but the e label set has no void id or colour"):
+        encode_label(classes, LabelSet("e", no_void_colour.classes, void_ids=(), void_colors=()), "x.png")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -9,8 +9,9 @@ from crn_tf.data.readers import (
     probe,
     read_image,
     read_label,
+    read_label_values,
 )
-from crn_tf.labels import LabelClass, LabelSet, classes_to_colors, classes_to_ids
+from crn_tf.labels import LabelClass, LabelSet, classes_to_colors, classes_to_ids, classify_values
 
 SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
     [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),
@@ -68,6 +69,25 @@ def test_unknown_values_name_file_value_and_count(tmp_path, classes):
     path = save(tmp_path / "bad_train.png", trainids)
     with pytest.raises(DataError, match=r"bad_train\.png.*19 \(1 pixels\)"):
         read_label(path, label_format="trainids")
+
+
+def test_unknown_void_reads_every_format_as_the_core_classifies_it(tmp_path, classes):
+    ids = classes_to_ids(classes)
+    ids[3, :7] = 200
+    colors = classes_to_colors(classes)
+    colors[5, :2] = (1, 2, 3)
+    trainids = classes.copy()
+    trainids[0, 0] = 19
+    for name, array, label_format in (("i.png", ids, "ids"), ("c.png", colors, "colors"), ("t.png", trainids, "trainids")):
+        path = save(tmp_path / name, array)
+        values = read_label_values(path, label_format)
+        np.testing.assert_array_equal(values, array)
+        expected, unknown = classify_values(values, label_format=label_format)
+        assert unknown  # every file holds a value outside Cityscapes
+        np.testing.assert_array_equal(read_label(path, label_format=label_format, unknown="void"), expected)
+    palette = Image.fromarray(classes_to_colors(classes)).convert("P", palette=Image.ADAPTIVE, colors=32)
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_label_values(str(tmp_path / "p.png"), "colors"), classes_to_colors(classes))
 
 
 def test_photo_modes(tmp_path, rng):

@@ -216,6 +216,18 @@ def test_paired_format_ids_and_unmatched_classes(tmp_path):
         write_paired_dataset(tmp_path / "y", no_void, 1, 0, SIZE)
 
 
+def test_paired_void_is_written_by_the_label_set_rule(tmp_path):
+    # Black is a class and every other colour is void: void is written white and reads back as void.
+    label_set = LabelSet("dark", (LabelClass("road", 1, (0, 0, 0)), LabelClass("sky", 2, (1, 1, 1))), void_colors=None)
+    write_paired_dataset(tmp_path, label_set, 1, 0, SIZE, seed=3)
+    rgb = _read(next((tmp_path / "train" / "labels").iterdir()))
+    _, label_ids = render_scene(SIZE, synthetic.scene_seed(3, "train", 0))
+    void = (label_ids != 7) & (label_ids != 23)
+    assert void.any() and (rgb[void] == 255).all()
+    expected = np.where(label_ids == 7, 0, np.where(label_ids == 23, 1, VOID))
+    np.testing.assert_array_equal(colors_to_classes(rgb, label_set), expected)
+
+
 @pytest.mark.parametrize("split", [None, "train"])
 def test_label_folder_matches_the_cityscapes_tree(tmp_path, city, split):
     out, stems = city

@@ -24,7 +24,7 @@ from crn_tf.data.resize import (
     resize_matrix,
 )
 from crn_tf.data.sources import Example
-from crn_tf.labels import VOID, LabelSet
+from crn_tf.labels import RGB_KEY_WEIGHTS, VOID, LabelSet
 
 _FORMAT_INDEX = {"ids": 0, "trainids": 1, "colors": 2}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -32,38 +32,30 @@ _PNG_END = b"IEND\xaeB`\x82"
 
 
 # --- lookup tables ------------------------------------------------------------------------
-def _pack_colors(colors: np.ndarray) -> np.ndarray:
-    """RGB colours [n, 3] -> int32 keys, the same bits as `tf.bitcast` of (r, g, b, 0) bytes."""
-    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
-    rgba = np.concatenate([colors, np.zeros((len(colors), 1), np.uint8)], axis=1)
-    return np.ascontiguousarray(rgba).view(np.int32)[:, 0]
-
-
 class _Tables:
-    """Constant tensors mapping label values to class indices (-1 = outside the label set)."""
+    """Constant tensors mapping label values to class indices (-1 = outside the label set),
+    built from the label set's `value_table`s: the same mapping as the NumPy readers."""
 
     def __init__(self, label_set: LabelSet):
         self.num_classes = label_set.num_classes
         self.name = label_set.name
-        self.ids = tf.constant(label_set.id_table().astype(np.int32))
-        trainids = np.full(256, -1, dtype=np.int32)
-        trainids[: label_set.num_classes] = np.arange(label_set.num_classes)
-        trainids[VOID] = VOID
-        self.trainids = tf.constant(trainids)
-        keys = list(_pack_colors(label_set.colors))
-        values = list(range(label_set.num_classes))
-        if label_set.void_colors:
-            keys += list(_pack_colors(np.array(label_set.void_colors)))
-            values += [VOID] * len(label_set.void_colors)
+        self.ids = tf.constant(label_set.value_table("ids").dense().astype(np.int32))
+        self.trainids = tf.constant(label_set.value_table("trainids").dense().astype(np.int32))
+        colors = label_set.value_table("colors")
         # One searchsorted and one gather: with edges k0, k0+1, k1, k1+1, ... a value v has
         # an odd count p of edges <= v exactly when v equals key (p - 1) / 2.
-        order = np.argsort(keys)
-        sorted_keys = np.array(keys, dtype=np.int64)[order]
-        self.color_edges = tf.constant(np.stack([sorted_keys, sorted_keys + 1], 1).reshape(-1).astype(np.int32))
-        default = VOID if label_set.void_colors is None else -1
-        table = np.full(2 * len(keys) + 1, default, dtype=np.int32)
-        table[1::2] = np.array(values, dtype=np.int32)[order]
+        keys = colors.keys.astype(np.int64)
+        self.color_edges = tf.constant(np.stack([keys, keys + 1], 1).reshape(-1).astype(np.int32))
+        table = np.full(2 * len(keys) + 1, colors.other, dtype=np.int32)
+        table[1::2] = colors.classes
         self.color_table = tf.constant(table)
+
+
+def pack_rgb_tensor(values: tf.Tensor) -> tf.Tensor:
+    """uint8 colours [..., 3] -> int32 keys: `crn_tf.labels.pack_rgb` in TensorFlow (the same weights)."""
+    channels = tf.cast(values, tf.int32)
+    red, green, blue = RGB_KEY_WEIGHTS
+    return channels[..., 0] * red + channels[..., 1] * green + channels[..., 2] * blue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +119,7 @@ def _resize_values(values: tf.Tensor, plan: _ResizePlan) -> tf.Tensor:
 def _lookup(values: tf.Tensor, label_format: str, tables: _Tables) -> tf.Tensor:
     """Label values uint8 [h, w, c] -> int32 class indices [h, w], -1 outside the label set."""
     if label_format == "colors":
-        packed = tf.bitcast(tf.pad(values, [[0, 0], [0, 0], [0, 1]]), tf.int32)  # (r, g, b, 0) bytes -> int32
+        packed = pack_rgb_tensor(values)
         position = tf.searchsorted(tables.color_edges[None], tf.reshape(packed, [1, -1]), side="right")
         return tf.reshape(tf.gather(tables.color_table, position[0]), tf.shape(packed))
     return tf.gather(tables.ids if label_format == "ids" else tables.trainids, tf.cast(values[..., 0], tf.int32))

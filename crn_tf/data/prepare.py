@@ -53,41 +53,20 @@ from crn_tf.labels import (
     classes_to_colors,
     classes_to_ids,
     resolve_label_set,
+    void_color_for,
+    void_id_for,
 )
 
 
-def void_color(label_set: LabelSet) -> tuple[int, int, int] | None:
-    """The colour to write void in: the set's first void colour, or black (or another colour
-    no class uses) when every other colour is void; None when colours cannot express void."""
-    if label_set.void_colors:
-        return tuple(label_set.void_colors[0])
-    if label_set.void_colors is None:
-        used = {tuple(int(v) for v in c) for c in label_set.colors}
-        for candidate in [(0, 0, 0), (255, 255, 255)] + [(v, 0, v) for v in range(1, 255)]:
-            if candidate not in used:
-                return candidate
-    return None
-
-
-def void_id(label_set: LabelSet) -> int | None:
-    """The id to write void in id-coded PNGs, or None if the set has no void id."""
-    if label_set.void_ids:
-        return label_set.void_ids[0]
-    if label_set.void_ids is None:
-        used = {c.id for c in label_set.classes}
-        return next(i for i in [0, 255] + list(range(1, 255)) if i not in used)
-    return None
-
-
 def encode_label(classes: np.ndarray, label_set: LabelSet, source: str = "") -> np.ndarray:
-    """Class indices -> the array written as label PNG: colours if void has a colour, else ids."""
-    color = void_color(label_set)
+    """Class indices -> the array written as label PNG: colours if void has a colour, else ids
+    (void written by the `crn_tf.labels` rule, `void_color_for` / `void_id_for`)."""
+    color = void_color_for(label_set)
     if color is not None:
         return classes_to_colors(classes, label_set, void_color=color)
-    vid = void_id(label_set)
-    if vid is None and (classes == VOID).any():
+    if void_id_for(label_set) is None and (classes == VOID).any():
         raise DataError(f"{source}: has void pixels, but the {label_set.name} label set has no void id or colour")
-    return classes_to_ids(classes, label_set, void_id=vid if vid is not None else label_set.classes[0].id)
+    return classes_to_ids(classes, label_set)
 
 
 def _complete(path: str, size: tuple[int, int] | None) -> bool:

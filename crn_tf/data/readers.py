@@ -2,8 +2,8 @@
 
 Everything here names the file in its errors: a `DataError` (a ValueError) says which
 file and what is wrong with it. The tf.data pipeline decodes inside TensorFlow
-(`pipeline.py`); these readers are for the demo, the checker and the tests, and they
-follow the same rules, so both paths give the same class indices.
+(`decode.py`); these readers are for the demo, the checker and the tests. Both map label
+values through the same tables (`crn_tf.labels`), so both paths give the same class indices.
 """
 from __future__ import annotations
 
@@ -15,20 +15,10 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from crn_tf.labels import (
-    CITYSCAPES,
-    LabelError,
-    LabelSet,
-    check_class_indices,
-    colors_to_classes,
-    ids_to_classes,
-)
+from crn_tf.labels import CITYSCAPES, LABEL_FORMATS, LabelError, LabelSet, values_to_classes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 """Photo file types the readers accept (labels must be PNG: JPEG changes colours and ids)."""
-
-LABEL_FORMATS = ("ids", "trainids", "colors")
-"""How a label PNG codes classes: label-set ids, class indices (Cityscapes trainIds), or colours."""
 
 PHOTO_MODES_CONVERTED = ("RGBA", "LA", "L", "P", "1")
 """Photo modes read by converting to RGB (with a warning): alpha is dropped, grey is repeated."""
@@ -151,7 +141,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
-def _read_label_pixels(path: str, label_format: str) -> np.ndarray:
+def read_label_values(path: str | os.PathLike, label_format: str) -> np.ndarray:
+    """A label PNG's raw values: uint8 [H, W] for "ids"/"trainids", [H, W, 3] for "colors".
+
+    For "colors" palette and RGBA PNGs are converted to RGB, for the others any mode to 8-bit
+    grey. Raises DataError naming the file on corrupt data.
+    """
+    path = os.fspath(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -189,17 +185,8 @@ def read_label(
         raise ValueError(f"label_format must be one of {LABEL_FORMATS}, got {label_format!r}")
     else:
         label_format_for(info)  # rejects JPEG and 16-bit labels
-    pixels = _read_label_pixels(path, label_format)
+    pixels = read_label_values(path, label_format)
     try:
-        if label_format == "colors":
-            return colors_to_classes(pixels, label_set, unknown=unknown, source=path)
-        if label_format == "ids":
-            if unknown == "void":
-                table = label_set.id_table()
-                return np.where(table[pixels] < 0, 255, table[pixels]).astype(np.uint8)
-            return ids_to_classes(pixels, label_set, source=path)
-        if unknown == "void":
-            return np.where(pixels < label_set.num_classes, pixels, 255).astype(np.uint8)
-        return check_class_indices(pixels, label_set, source=path)
+        return values_to_classes(pixels, label_set, label_format, unknown, source=path)
     except LabelError as error:
         raise DataError(str(error)) from None

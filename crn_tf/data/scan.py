@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from crn_tf.core.progress import Progress
-from crn_tf.data.readers import DataError, check_photo_mode, label_format_for, probe
+from crn_tf.data.readers import DataError, check_photo_mode, label_format_for, probe, read_label_values
 from crn_tf.data.sources import (
     Discovery,
     Example,
@@ -28,7 +28,7 @@ from crn_tf.data.sources import (
     discover,
     usable_examples,
 )
-from crn_tf.labels import CITYSCAPES, VOID, LabelSet, class_names, resolve_label_set
+from crn_tf.labels import CITYSCAPES, VOID, LabelSet, class_names, classify_values, resolve_label_set
 
 _KIND_TITLES = {
     "empty": "no data",
@@ -122,63 +122,19 @@ def _check_headers(example: Example, problems: list[Problem]) -> tuple[int, int]
     return label.size
 
 
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.uint32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def classify_pixels(pixels: np.ndarray, label_format: str, label_set: LabelSet) -> tuple[np.ndarray, dict]:
-    """Label pixels -> (class indices with unknowns as void, {unknown value: pixel count}).
-
-    Values are ids (ints) for "ids"/"trainids" and (r, g, b) tuples for "colors". This is
-    the same mapping as `readers.read_label`, but it reports unknown values instead of raising.
-    """
-    if label_format == "colors":
-        packed = _pack(pixels[..., :3])
-        class_keys = _pack(label_set.colors)
-        lookup = dict(zip(class_keys.tolist(), range(label_set.num_classes)))
-        keys, inverse = np.unique(packed, return_inverse=True)
-        void_keys = set() if label_set.void_colors is None else set(
-            _pack(np.array(label_set.void_colors, dtype=np.uint8).reshape(-1, 3)).tolist())
-        key_classes = np.array([lookup.get(k, VOID) for k in keys.tolist()], dtype=np.uint8)
-        classes = key_classes[inverse.reshape(packed.shape)]
-        unknown = {}
-        if label_set.void_colors is not None:
-            counts = np.bincount(inverse.ravel(), minlength=len(keys))
-            for i, k in enumerate(keys.tolist()):
-                if k not in lookup and k not in void_keys:
-                    unknown[(k >> 16, (k >> 8) & 255, k & 255)] = int(counts[i])
-        return classes, unknown
-    if label_format == "ids":
-        table = label_set.id_table()
-    else:  # trainids: class indices 0..C-1 and 255
-        table = np.full(256, -1, dtype=np.int16)
-        table[: label_set.num_classes] = np.arange(label_set.num_classes)
-        table[VOID] = VOID
-    counts = np.bincount(pixels.ravel(), minlength=256)
-    unknown = {int(v): int(counts[v]) for v in np.nonzero((table < 0) & (counts > 0))[0]}
-    mapped = table[pixels]
-    return np.where(mapped < 0, VOID, mapped).astype(np.uint8), unknown
-
-
 def _decode_pair(example: Example, label_set: LabelSet):
     """Decodes a pair fully: (class counts, unknown values, error message or None)."""
     try:
-        with Image.open(example.label_path) as image:
-            image.load()
-            if example.label_format == "colors":
-                pixels = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-            else:
-                pixels = np.asarray(image.convert("L") if image.mode != "L" else image)
-    except Exception as error:
-        return None, {}, (example.label_path, f"{example.label_path}: corrupt PNG data ({error})")
+        pixels = read_label_values(example.label_path, example.label_format)
+    except DataError as error:
+        return None, {}, (example.label_path, str(error))
     if example.image_path is not None:
         try:
             with Image.open(example.image_path) as image:
                 image.load()
         except Exception as error:
             return None, {}, (example.image_path, f"{example.image_path}: corrupt image data ({error})")
-    classes, unknown = classify_pixels(pixels, example.label_format, label_set)
+    classes, unknown = classify_values(pixels, label_set, example.label_format)
     index = np.where(classes == VOID, label_set.num_classes, np.minimum(classes, label_set.num_classes))
     counts = np.bincount(index.ravel(), minlength=label_set.num_channels)
     return counts, unknown, None

@@ -39,6 +39,8 @@ from crn_tf.labels import (
     classes_to_ids,
     ids_to_classes,
     resolve_label_set,
+    void_color_for,
+    void_id_for,
 )
 from crn_tf.synthetic.render import MIN_SIZE, render_scene, render_scene_full
 
@@ -173,24 +175,17 @@ def cityscapes_to_label_set_table(label_set: LabelSet, class_map: Mapping[str, s
     return table
 
 
-def _void_color(label_set: LabelSet) -> tuple[int, int, int]:
-    if label_set.void_colors:
-        return tuple(label_set.void_colors[0])
-    if label_set.void_colors is None:  # any non-class colour is void: pick black, or the first free grey
-        taken = {tuple(c.color) for c in label_set.classes}
-        for level in range(256):
-            if (level, level, level) not in taken:
-                return (level, level, level)
-    raise ValueError(f"label set {label_set.name!r} declares no void colour, but street scenes have void pixels")
-
-
-def _void_id(label_set: LabelSet) -> int:
-    if label_set.void_ids:
-        return int(label_set.void_ids[0])
-    if label_set.void_ids is None:
-        taken = {c.id for c in label_set.classes}
-        return next(i for i in (255, *range(255)) if i not in taken)
-    raise ValueError(f"label set {label_set.name!r} declares no void id, but street scenes have void pixels")
+def _void_value(label_set: LabelSet, label_format: str) -> int | tuple[int, int, int]:
+    """The colour or id void is written in (the `crn_tf.labels` rule); street scenes always have void."""
+    if label_format == "colors":
+        color = void_color_for(label_set)
+        if color is None:
+            raise ValueError(f"label set {label_set.name!r} declares no void colour, but street scenes have void pixels")
+        return color
+    label_id = void_id_for(label_set)
+    if label_id is None:
+        raise ValueError(f"label set {label_set.name!r} declares no void id, but street scenes have void pixels")
+    return label_id
 
 
 def write_paired_dataset(
@@ -215,7 +210,7 @@ def write_paired_dataset(
     label_set = resolve_label_set(label_set)
     size = parse_size(size, MIN_SIZE)
     table = cityscapes_to_label_set_table(label_set, class_map)
-    void = _void_color(label_set) if label_format == "colors" else _void_id(label_set)
+    void = _void_value(label_set, label_format)
     plan = _split_plan(num_train, num_val)
     stems = []
     for done, (split, index) in enumerate(plan):
