@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from crn_tf.core.images import make_grid, to_uint8
-from crn_tf.core.page import PageEntry, render_page
 from crn_tf.demo import (
     DEFAULT_CHECKPOINT,
     DEFAULT_LABELS,
@@ -227,14 +226,6 @@ def test_colliding_output_names_are_refused(k9, tmp_path, capsys):
         Image.fromarray(classes_to_colors(np.zeros((HEIGHT, WIDTH), np.uint8))).save(tmp_path / f"{stem}.png")
     message = _error(["--checkpoint", checkpoint, "--labels", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
     assert "a_1.png" in message
-
-
-def test_page_escapes_and_omits_empty_reference_column():
-    page = render_page([PageEntry("x<y>", "page/x<y>_layout.png", ("x<y>.png",))], title="t & u")
-    assert "x&lt;y&gt;" in page and "<y>" not in page and "t &amp; u" in page
-    assert "real photo" not in page
-    page = render_page([PageEntry("a", "l.png", ("a.png",), "r a.jpg"), PageEntry("b", "l2.png", ("b.png",))])
-    assert "real photo" in page and 'src="r%20a.jpg"' in page
 
 
 @pytest.mark.slow

@@ -119,3 +119,36 @@ def test_banded_graph_holds_one_band_at_a_time():
     # Plain: 128 x 256 x 64 float32 upsample (8 MB) + merged input (11 MB) + ...; banded: the
     # 64 x 128 x 64 features (2 MB) + the last module's 4-channel output (0.5 MB) + bands.
     assert peaks[True] < peaks[False] / 4, peaks
+
+
+def test_forward_function_is_one_cached_trace_per_pass(small_model, layout):
+    # demo, evaluate, the trainer's samples and bench share this one wrapper of the model call.
+    plain = inference.forward_function(small_model, False)
+    assert inference.forward_function(small_model, banded=False) is plain
+    before = plain.experimental_get_tracing_count()
+    for _ in range(2):
+        np.testing.assert_allclose(plain(layout).numpy(), small_model(layout).numpy(), rtol=0, atol=1e-4)
+    assert plain.experimental_get_tracing_count() - before <= 1  # traced at most once here (maybe earlier)
+    # bench's --xla and the banded pass are their own cached functions (XLA compiling is not run here).
+    xla = inference.forward_function(small_model, False, jit_compile=True)
+    assert xla is inference.forward_function(small_model, False, jit_compile=True)
+    assert len({id(xla), id(plain), id(inference.forward_function(small_model, True))}) == 3
+
+
+def test_fused_norm_is_chosen_by_inference_not_by_the_layer():
+    # The paper's layer norm + LReLU stay elementwise in the model (training); only inference's
+    # bf16 batch-1 graph writes each as a 1x1 conv (two per module), with the same output.
+    model = CRN(output_size=(16, 32), widths=(8, 8, 4), dtype="mixed_bfloat16")
+    model.build()
+    layout = tf.one_hot(np.random.default_rng(3).integers(0, 20, size=(2, 16, 32)), 20)
+
+    def convolutions(function, x):
+        return sum(op.type == "Conv2D" for op in tf.function(function).get_concrete_function(x).graph.get_operations())
+
+    one, two = layout[:1], layout
+    layer = convolutions(lambda x: model(x), one)
+    assert layer == 2 * model.num_modules + 1 and convolutions(lambda x: model(x), two) == layer  # + the output conv
+    assert convolutions(lambda x: inference.forward(model, x), one) == layer + 2 * model.num_modules
+    assert convolutions(lambda x: inference.forward(model, x), two) == layer  # batch 2: elementwise
+    difference = np.abs(inference.synthesize(model, one).numpy() - model(one).numpy())
+    assert difference.mean() < 1.5  # bf16 rounding (0.68 of 255 at 64x128)

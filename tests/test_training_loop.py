@@ -12,6 +12,7 @@ from conftest import write_city
 from crn_tf.labels import CITYSCAPES
 from crn_tf.loss.perceptual import CRNLoss
 from crn_tf.loss.vgg import VGG19Features
+from crn_tf.nn import inference
 from crn_tf.nn.model import CRN
 from crn_tf.training.data import EpochData
 from crn_tf.training.loop import CRNTrainer, NonFiniteLossError
@@ -62,6 +63,14 @@ def test_a_few_steps_lower_the_loss_with_one_trace(city, vgg, tmp_path):
     assert trainer.trace_count == 1
     assert int(trainer.optimizer.iterations.numpy()) == 16
     assert os.path.basename(result.checkpoint) == "ckpt-16"
+
+
+def test_sample_images_come_from_inference_traced_pass(vgg, rng):
+    trainer = tiny_trainer(vgg, k=2)
+    assert trainer.generate is inference.forward_function(trainer.model, banded=False)
+    layouts = np.eye(20, dtype=np.float32)[rng.integers(0, 20, (3, *SIZE))]
+    np.testing.assert_allclose(trainer.generate(tf.constant(layouts)).numpy(), trainer.model(layouts).numpy(),
+                               rtol=0, atol=1e-4)
 
 
 def test_epoch_order_is_seeded_and_a_resumed_epoch_continues_it(city):

@@ -185,8 +185,6 @@ def model_description(model) -> dict[str, Any]:
 
 def measure_generator(config: BenchConfig) -> dict[str, Any]:
     """Times the generator's forward pass as `crn_tf.nn.inference.synthesize` runs it (plain or banded)."""
-    import tensorflow as tf
-
     from crn_tf.bench import flops
     from crn_tf.nn import inference
 
@@ -194,15 +192,12 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
     model = build_generator(config, inference=True)
     # The layout in the compute dtype, as a demo would hand it over (one-hot is exact in bf16).
     layout = random_layout(model, config.batch_size, dtype=model.compute_dtype)
-    traces = []
+    compiled = []
 
     def compile_pass(banded: bool):
-        def generate(x):
-            traces.append(banded)  # Python side effect: runs only while tracing
-            return inference.forward(model, x, banded=banded)  # what synthesize() runs
-
-        compiled = tf.function(generate, jit_compile=config.xla, autograph=False)
-        return lambda: _sync(compiled(layout))
+        function = inference.forward_function(model, banded, jit_compile=config.xla)  # what synthesize() runs
+        compiled.append(function)
+        return lambda: _sync(function(layout))
 
     gpu_memory_reset()
     ab = None
@@ -241,7 +236,7 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
         "images_per_s": config.batch_size * model.num_images / summary["median_s"],
         "flops_per_layout": per_layout,
         "achieved_tflops": per_layout * config.batch_size / summary["median_s"] / 1e12,
-        "traces": len(traces) // (2 if ab else 1),
+        "traces": max(function.experimental_get_tracing_count() for function in compiled),
         "ab": ab,
         "rss_before_model_bytes": rss_before,
         "peak_rss_bytes": peak_rss,

@@ -26,16 +26,23 @@ def image_file_name(stem: str, index: int) -> str:
     return f"{stem}.png" if index == 0 else f"{stem}_{index}.png"
 
 
-def make_grid(images: Sequence[np.ndarray] | np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Tiles k images [k, H, W, 3] row-major into one picture (9 -> 3x3: 0 1 2 / 3 4 5 / 6 7 8)."""
+def make_grid(
+    images: Sequence[np.ndarray] | np.ndarray, columns: int | None = None, gap: int = 0, fill: int = 0
+) -> np.ndarray:
+    """Tiles images [n, H, W, C] row-major into one picture (9 -> 3x3: 0 1 2 / 3 4 5 / 6 7 8).
+
+    `columns` defaults to ceil(sqrt(n)); tiles are `gap` pixels apart, and the gaps and any
+    empty cells of the last row are `fill`.
+    """
     images = np.asarray(images)
     count, height, width, channels = images.shape
     columns = columns or int(math.ceil(math.sqrt(count)))
     rows = int(math.ceil(count / columns))
-    grid = np.zeros((rows * height, columns * width, channels), dtype=images.dtype)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, channels), fill, dtype=images.dtype)
     for index in range(count):
         row, column = divmod(index, columns)
-        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = images[index]
+        top, left = row * (height + gap), column * (width + gap)
+        grid[top : top + height, left : left + width] = images[index]
     return grid
 
 

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.core.files import write_atomic
+from crn_tf.core.page import html_document, json_script
 from crn_tf.core.quiet import quiet_start
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
@@ -135,11 +136,6 @@ def write_study(
     record = dict(study, pairs=[{k: e[k] for k in ("pair", "stem", "left")} for e in entries])
     write_atomic(os.path.join(out_dir, "study.json"), json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _json_for_script(data) -> str:
-    """JSON safe inside a <script> element (no '</' to close it early)."""
-    return json.dumps(data).replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
 _STYLE = """
@@ -260,15 +256,7 @@ def render_page(study: dict, entries: list[dict]) -> str:
     limit = study.get("time_limit")
     timing = (f"<p>Each pair is shown for only <b>{limit:g} s</b>; then the images disappear and you still choose."
               "</p>" if limit else "")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>{_STYLE}</style>
-</head>
-<body>
-<header>{title}<div id="progress"></div></header>
+    body = f"""<header>{title}<div id="progress"></div></header>
 <section id="start" class="screen active">
   <p>You will see {len(entries)} pairs of images. In each pair, click the image that looks
   <b>more like a real photograph</b> (or press the left / right arrow key).</p>
@@ -289,13 +277,9 @@ def render_page(study: dict, entries: list[dict]) -> str:
   <p>Or copy them from here:</p>
   <textarea id="answers" readonly></textarea>
   <p><button id="restart">Start again</button></p>
-</section>
-<script type="application/json" id="study-config">{_json_for_script(study)}</script>
-<script type="application/json" id="study-pairs">{_json_for_script(entries)}</script>
-<script>{_SCRIPT}</script>
-</body>
-</html>
-"""
+</section>"""
+    data = [json_script("study-config", study), json_script("study-pairs", entries)]
+    return html_document(study["title"], [body, *data], style=_STYLE, script=_SCRIPT, heading=False)
 
 
 # === Command line ===

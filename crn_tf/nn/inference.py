@@ -1,8 +1,9 @@
 """Synthesis with a trained CRN: the forward pass as inference runs it, whole or in row bands.
 
-`synthesize(model, layout)` runs `forward` in a `tf.function`, traced once per model, pass and
-layout shape. `forward` walks the refinement modules itself rather than calling
-`model(layout)`, so that inference, not the layers, chooses the fastest form of each step:
+`synthesize(model, layout)` runs `forward` in a `tf.function` traced once per model, pass and
+layout shape (`forward_function`: the one wrapper of the model call, which demo, evaluate, the
+trainer's sample images and bench share). `forward` walks the refinement modules itself rather
+than calling `model(layout)`, so that inference, not the layers, chooses the fastest form of each step:
 for bfloat16 at batch 1 on a CPU, each layer norm's per-channel multiply-add and the LReLU run
 as one fused oneDNN op (`affine_leaky_relu_1x1`); the layers keep the paper's maths as
 training uses it. Same output to float rounding.
@@ -88,16 +89,24 @@ def synthesize(
     return forward_function(model, banded, band_rows, band_bytes)(layout)
 
 
-def forward_function(model, banded: bool, band_rows: int | None = None, band_bytes: int = DEFAULT_BAND_BYTES):
-    """The cached `tf.function` of `forward` for `model` (held weakly: the cache does not keep
-    the model alive). The banded one is traced per batch size, since its bands are sized for it."""
+def forward_function(
+    model, banded: bool, band_rows: int | None = None, band_bytes: int = DEFAULT_BAND_BYTES, jit_compile: bool = False
+):
+    """The cached `tf.function` of `forward` for `model`: the one traced model call of demo,
+    evaluate, the trainer's sample images and bench (`jit_compile`: XLA, bench's `--xla`).
+
+    Held weakly (the cache does not keep the model alive). The plain one is traced once per
+    layout shape, then generalised (`reduce_retracing`); the banded one is traced per batch
+    size, since its bands are sized for it. `experimental_get_tracing_count()` counts traces.
+    """
     functions = _functions.setdefault(model, {})
-    key = (banded, band_rows, band_bytes) if banded else (False,)
+    key = ((banded, band_rows, band_bytes) if banded else (False,)) + (bool(jit_compile),)
     if key not in functions:
         model_ref = weakref.ref(model)
         functions[key] = tf.function(
             lambda x: forward(model_ref(), x, banded=banded, band_rows=band_rows, band_bytes=band_bytes),
             reduce_retracing=not banded,
+            jit_compile=True if jit_compile else None,  # None: TensorFlow's default, as without XLA
             autograph=False,  # plain Python loops over modules and bands: nothing for AutoGraph to convert
         )
     return functions[key]

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from crn_tf.core.progress import Progress
 from crn_tf.loss.perceptual import LAYER_NAMES
+from crn_tf.nn import inference
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.state import RunState, StopRequest
 from crn_tf.training.visualizer import Visualizer, sample_rows
@@ -103,7 +104,7 @@ class CRNTrainer:
             self.optimizer.build(self.variables)
         self._gradients = tf.function(self.compute_gradients, jit_compile=True) if self.xla else self.compute_gradients
         self.train_step = tf.function(self._train_step)
-        self.generate = tf.function(lambda layout: self.model(layout, training=False))
+        self.generate = inference.forward_function(model, banded=False)  # the sample images: inference's traced pass
 
     # === The step ===
     def compute_gradients(self, image: tf.Tensor, layout: tf.Tensor):

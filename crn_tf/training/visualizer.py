@@ -15,12 +15,14 @@ from typing import Mapping
 
 import numpy as np
 
-from crn_tf.core.files import WriteError, write_atomic
-from crn_tf.core.images import save_image, to_uint8
+from crn_tf.core.files import WriteError
+from crn_tf.core.images import make_grid, save_image, to_uint8
+from crn_tf.core.page import url_attribute, write_document
 from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.training.events import EventFile
 
 _GRID_NAME = re.compile(r"^epoch(\d+)_(.+)\.png$")
+_PAGE_STYLE = "body{font-family:sans-serif;margin:1.5em}img{max-width:100%}h2{font-size:1.1em}"
 
 
 def colorize_layout(layout: np.ndarray, label_set: LabelSet) -> np.ndarray:
@@ -36,19 +38,14 @@ def sample_rows(layouts: np.ndarray, fakes: np.ndarray, label_set: LabelSet,
     """
     layouts = np.asarray(layouts)
     fakes = np.asarray(fakes)
-    count, k, height, width, _ = fakes.shape
-    columns = 1 + (reals is not None) + k
-    grid = np.full((count * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, np.uint8)
+    count, k = fakes.shape[:2]
+    tiles = []
     for row in range(count):
-        tiles = [colorize_layout(layouts[row], label_set)]
+        tiles.append(colorize_layout(layouts[row], label_set))
         if reals is not None:
             tiles.append(to_uint8(reals[row]))
-        tiles.extend(to_uint8(fakes[row, j]) for j in range(k))
-        top = row * (height + gap)
-        for column, tile in enumerate(tiles):
-            left = column * (width + gap)
-            grid[top : top + height, left : left + width] = tile
-    return grid
+        tiles.extend(to_uint8(fakes[row]))
+    return make_grid(np.stack(tiles), columns=1 + (reals is not None) + k, gap=gap, fill=255)
 
 
 def _image_tensor(images: np.ndarray) -> np.ndarray:
@@ -133,18 +130,9 @@ class Visualizer:
                 if match:
                     entries.append((int(match.group(1)), match.group(2), name))
         entries.sort(key=lambda e: (-e[0], e[1]))
-        title = f"CRN training samples: {html.escape(os.path.basename(os.path.abspath(self.run_dir)))}"
-        lines = [
-            "<!DOCTYPE html>",
-            "<html><head><meta charset='utf-8'>",
-            f"<title>{title}</title>",
-            "<style>body{font-family:sans-serif;margin:1.5em}img{max-width:100%}h2{font-size:1.1em}</style>",
-            "</head><body>",
-            f"<h1>{title}</h1>",
-            "<p>Each row: layout | reference photo | the synthesized images. Newest epoch first.</p>",
-        ]
+        title = f"CRN training samples: {os.path.basename(os.path.abspath(self.run_dir))}"
+        body = ["<p>Each row: layout | reference photo | the synthesized images. Newest epoch first.</p>"]
         for epoch, label, name in entries:
-            lines.append(f"<h2>epoch {epoch} ({html.escape(label)})</h2>")
-            lines.append(f"<img src='images/{html.escape(name)}' alt='epoch {epoch} {html.escape(label)}'>")
-        lines.append("</body></html>")
-        return write_atomic(os.path.join(self.web_dir, "index.html"), "\n".join(lines) + "\n")
+            body.append(f"<h2>epoch {epoch} ({html.escape(label)})</h2>")
+            body.append(f'<img src="{url_attribute("images/" + name)}" alt="epoch {epoch} {html.escape(label)}">')
+        return write_document(os.path.join(self.web_dir, "index.html"), title, body, style=_PAGE_STYLE)
