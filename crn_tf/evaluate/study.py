@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.core.files import write_atomic
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
