@@ -35,20 +35,25 @@ class StderrHandler(logging.StreamHandler):
 def cli_logging(level: int = logging.INFO) -> Iterator[logging.Handler]:
     """While the block runs, `crn_tf.*` records at `level` and above go to stderr as their message alone.
 
-    Other libraries' loggers are left alone; the handler and the level are taken back afterwards,
-    so a CLI's `main` can run several times in one process (the tests do).
+    They go there only: not on to the root logger, which TensorFlow's absl logging gives a
+    handler of its own (`logging.basicConfig()`) the first time it logs, mid-run, and which would
+    show each record a second time as `INFO:crn_tf...:`. Other libraries' loggers are left alone;
+    the handler, the level and the propagation are taken back afterwards, so a CLI's `main` can
+    run several times in one process (the tests do).
     """
     logger = logging.getLogger(LIBRARY_LOGGER)
     handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    previous = logger.level
+    previous = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(level)
+    logger.propagate = False
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(previous)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
 
 
 def cli_main(main: Main) -> Main:
