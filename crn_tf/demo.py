@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from crn_tf.core.images import image_file_name, make_grid, save_image, to_uint8
+from crn_tf.core.logs import cli_main
 from crn_tf.core.progress import Progress
 from crn_tf.core.quiet import quiet_start
 from crn_tf.data.resize import (
@@ -280,6 +281,7 @@ def _one_line(error: Exception) -> str:
     return "\n  ".join(lines)
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

@@ -31,6 +31,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.core.files import write_atomic
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.labels import VOID
 from crn_tf.nn.memory import add_low_memory_flag
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

@@ -82,7 +82,7 @@ def test_synthesize_auto_bands_when_the_plain_pass_would_not_fit(monkeypatch, ca
     layout = tf.one_hot(np.random.default_rng(0).integers(0, 20, (1, 32, 64)), 20)
     plain = model(layout).numpy()
     monkeypatch.setattr(memory, "available_bytes", lambda: (1024, "test"))
-    with caplog.at_level(logging.INFO, logger="crn_tf.nn.inference"):
+    with caplog.at_level(logging.DEBUG, logger="crn_tf.nn.inference"):
         banded = inference.synthesize(model, layout, low_memory="auto", band_bytes=2048).numpy()
     assert "banded low-memory pass (auto: the plain pass needs about" in caplog.text
     np.testing.assert_allclose(banded, plain, rtol=0, atol=1e-3)

@@ -42,10 +42,12 @@ def city(tmp_path_factory):
 DRIVER = textwrap.dedent("""
     import sys
     import numpy as np
+    from crn_tf.core.logs import cli_logging
     from crn_tf.training.options import parse_options
     from crn_tf.training.run import train
     out, argv = sys.argv[1], sys.argv[2:]
-    result = train(parse_options(argv))
+    with cli_logging():  # train.py's stderr: what the run logs, and the progress bar
+        result = train(parse_options(argv))
     np.savez(out, *[v.numpy() for v in result.trainer.model.weights],
              iterations=result.trainer.optimizer.iterations.numpy())
     print("final step", result.fit.step, flush=True)

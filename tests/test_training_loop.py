@@ -14,8 +14,9 @@ from crn_tf.loss.perceptual import CRNLoss
 from crn_tf.loss.vgg import VGG19Features
 from crn_tf.nn import inference
 from crn_tf.nn.model import CRN
+from crn_tf.training.actions import RescaleLayerWeights, SaveCheckpoint
 from crn_tf.training.data import EpochData
-from crn_tf.training.loop import CRNTrainer, NonFiniteLossError
+from crn_tf.training.loop import CRNTrainer, NonFiniteLossError, epoch_iterator
 from crn_tf.training.modules import (
     InitError,
     copy_shared_modules,
@@ -46,6 +47,11 @@ def run_state(trainer, directory):
     return RunState(directory, {"model": trainer.model, "optimizer": trainer.optimizer, "loss": trainer.loss})
 
 
+def fit(trainer, data, state, *actions, **options):
+    """`trainer.fit` with `actions` and the checkpoints."""
+    return trainer.fit(data, state, actions=[*actions, SaveCheckpoint(state)], **options)
+
+
 def weights_of(model):
     return [v.numpy().copy() for v in model.weights]
 
@@ -55,7 +61,7 @@ def test_a_few_steps_lower_the_loss_with_one_trace(city, vgg, tmp_path):
     data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
     images, layouts = data.samples(4)
     before = float(trainer.loss(images, trainer.model(layouts), layouts, update_stats=False))
-    result = trainer.fit(data, run_state(trainer, tmp_path), epochs=2, save_every=100, log_every=4, verbose=False)
+    result = fit(trainer, data, run_state(trainer, tmp_path), epochs=2, save_every=100, log_every=4)
     after = float(trainer.loss(images, trainer.model(layouts), layouts, update_stats=False))
     assert result.step == 16 and result.status == "finished" and result.epoch == 2
     assert after < 0.8 * before, (before, after)
@@ -79,12 +85,11 @@ def test_epoch_order_is_seeded_and_a_resumed_epoch_continues_it(city):
     stems = [e.stem for e in data.order(1)]
     assert stems == [e.stem for e in EpochData(city, SIZE, CITYSCAPES, global_batch_size=2, seed=5).order(1)]
     assert stems != [e.stem for e in data.order(2)] and sorted(stems) == sorted(e.stem for e in data.examples)
-    trainer = CRNTrainer.__new__(CRNTrainer)
-    trainer.strategy = tf.distribute.get_strategy()
-    full = [next(trainer.epoch_iterator(data, 1, 0)) for _ in range(1)]
-    iterator = trainer.epoch_iterator(data, 1, 0)
+    strategy = tf.distribute.get_strategy()
+    full = [next(epoch_iterator(strategy, data, 1, 0)) for _ in range(1)]
+    iterator = epoch_iterator(strategy, data, 1, 0)
     batches = [next(iterator)[0].numpy() for _ in range(4)]
-    resumed = next(trainer.epoch_iterator(data, 1, 2))[0].numpy()
+    resumed = next(epoch_iterator(strategy, data, 1, 2))[0].numpy()
     np.testing.assert_array_equal(resumed, batches[2])
     np.testing.assert_array_equal(full[0][0].numpy(), batches[0])
 
@@ -105,7 +110,7 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(city, vgg, tmp_path
     state = run_state(trainer, tmp_path)
     data = NaNAt(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
     with pytest.raises(NonFiniteLossError, match="at step 6"):
-        trainer.fit(data, state, epochs=1, save_every=2, log_every=10, verbose=False)
+        fit(trainer, data, state, epochs=1, save_every=2, log_every=10)
     assert os.path.basename(state.latest) == "ckpt-4"
     assert not glob.glob(str(tmp_path / "checkpoints" / "ckpt-6*"))
     fresh = tiny_trainer(vgg, seed=1)
@@ -128,7 +133,7 @@ def test_sigterm_saves_a_checkpoint_and_stops(city, vgg, tmp_path):
         return out
 
     trainer.train_step = step_then_signal
-    result = trainer.fit(city_data(city), state, epochs=2, save_every=100, verbose=False)
+    result = fit(trainer, city_data(city), state, epochs=2, save_every=100)
     assert result.status == "interrupted" and result.step == 3
     assert os.path.basename(state.latest) == "ckpt-3"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone again
@@ -225,18 +230,19 @@ def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
     assert not (tmp_path / "other").exists()
 
 
-def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path):
-    import io
-
+def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path, capsys):
+    from crn_tf.core.logs import cli_logging
     from crn_tf.training.options import TrainOptions
     from crn_tf.training.run import train
 
     def run(run_dir, **extra):
-        stream = io.StringIO()
         options = TrainOptions(data=city, val_data=city, size="32x64", width_multiplier=1 / 128, preset="512p",
                                vgg_weights="random", save_every=3, summary_every=2, log_every=2, num_samples=2,
                                strategy="default", run_dir=str(run_dir), **extra)
-        return train(options, stream=stream), stream.getvalue()
+        capsys.readouterr()
+        with cli_logging():  # what train.py shows: the log records and the progress bar, on stderr
+            result = train(options)
+        return result, capsys.readouterr().err
 
     first, log = run(tmp_path / "a", steps=8)  # one epoch: 8 examples
     assert "training from scratch" in log and "[default: auto]" in log
@@ -271,7 +277,7 @@ def test_auto_layer_weights_rescale_after_their_epoch_and_are_checkpointed(city,
     model.build()
     trainer = CRNTrainer(model, CRNLoss(vgg, layer_weights="auto", rescale_epoch=1), learning_rate=1e-3)
     state = run_state(trainer, tmp_path)
-    trainer.fit(city_data(city), state, epochs=1, save_every=100, verbose=False)
+    fit(trainer, city_data(city), state, RescaleLayerWeights(trainer.loss), epochs=1, save_every=100)
     weights = trainer.loss.layer_weights.numpy()
     assert int(trainer.loss.rescale_count.numpy()) == 1 and not np.allclose(weights, 1.0)
     restored = CRNTrainer(model, CRNLoss(vgg, layer_weights="auto", rescale_epoch=1))

@@ -1,5 +1,6 @@
 """VGG19Features against a NumPy VGG-19, weight files (.h5, .weights.h5, MatConvNet .mat), errors."""
 import logging
+import sys
 
 import h5py
 import keras
@@ -233,17 +234,28 @@ def test_imagenet_uses_the_keras_cache(monkeypatch, keras_files, image):
 
 
 def test_random_weights_warn_loudly_once(monkeypatch, capsys, caplog):
+    from crn_tf.core.logs import cli_logging
+
     monkeypatch.setattr(vgg, "_random_warning_shown", False)
-    with caplog.at_level(logging.WARNING, logger="crn_tf.loss.vgg"):
+    with caplog.at_level(logging.WARNING, logger="crn_tf.loss.vgg"):  # an application's logging
         VGG19Features(weights=None)
         VGG19Features(weights=None)
-    assert capsys.readouterr().err.count("RANDOM weights") == 1
     assert sum("NOT the paper's" in record.getMessage() for record in caplog.records) == 1
+    monkeypatch.setattr(vgg, "_random_warning_shown", False)
+    capsys.readouterr()
+    # A root handler, as TensorFlow's absl logging adds mid-run (logging.basicConfig()): the CLI's
+    # line must stay the one copy.
+    monkeypatch.setattr(logging.root, "handlers", [logging.StreamHandler(sys.stderr)])
+    with cli_logging():  # as in a CLI
+        VGG19Features(weights=None)
+        VGG19Features(weights=None)
+    err = capsys.readouterr().err
+    assert err.count("RANDOM weights") == 1 and err.startswith("WARNING: VGG19Features(weights=None)")
 
 
 def test_random_weights_warning_is_one_stderr_line_without_logging_setup(monkeypatch, capsys):
     monkeypatch.setattr(vgg, "_random_warning_shown", False)
-    monkeypatch.setattr(logging.root, "handlers", [])  # as in train.py: nobody configured logging
+    monkeypatch.setattr(logging.root, "handlers", [])  # a script that configured no logging
     VGG19Features(weights=None)
     VGG19Features(weights=None)
     err = capsys.readouterr().err

@@ -29,6 +29,7 @@ from crn_tf.bench.report import format_report
 from crn_tf.bench.timing import summarize_times, time_runs
 from crn_tf.bench.timing import sync as _sync
 from crn_tf.core import machine
+from crn_tf.core.logs import cli_main
 from crn_tf.core.machine import (
     current_rss_bytes,
     gpu_memory_reset,
@@ -464,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

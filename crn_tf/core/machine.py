@@ -5,13 +5,15 @@ was taken; no TensorFlow import at module level (machine_info imports it).
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
-import sys
 import time
 from typing import Any
 
 from crn_tf.nn.memory import host_available_bytes
+
+logger = logging.getLogger(__name__)
 
 
 def cpu_model() -> str:
@@ -146,9 +148,8 @@ def start_memory_guard(min_available_bytes: int, interval: float = 0.05) -> None
             available = host_available_bytes()
             if available is not None and available < min_available_bytes:
                 rss = current_rss_bytes() or 0
-                print(f"error: stopped by the memory guard: the machine had {available / 2**30:.2f} GiB available "
-                      f"(< {min_available_bytes / 2**30:.2f}) at this process's RSS {rss / 2**30:.2f} GiB",
-                      file=sys.stderr, flush=True)
+                logger.error("error: stopped by the memory guard: the machine had %.2f GiB available (< %.2f) at "
+                             "this process's RSS %.2f GiB", available / 2**30, min_available_bytes / 2**30, rss / 2**30)
                 os._exit(3)
             time.sleep(interval)
 

@@ -10,12 +10,14 @@ Figures, not a test: other processes on the machine change them.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING, Sequence
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.core.sizes import size_type
 from crn_tf.data.prepare import prepare
@@ -24,6 +26,8 @@ from crn_tf.data.sources import find_examples
 
 if TYPE_CHECKING:
     import tensorflow as tf
+
+logger = logging.getLogger("crn_tf.data.bench")  # not __name__: that is __main__ under python -m
 
 
 def images_per_second(dataset: tf.data.Dataset, epochs: int) -> tuple[float, float]:
@@ -71,9 +75,9 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
     city = os.path.join(workdir, "city")
     prepared = os.path.join(workdir, "prepared")
     if len(find_examples(city)) != num if os.path.isdir(city) else True:
-        print(f"writing {num} synthetic {source_size[0]}x{source_size[1]} scenes to {city} ...", file=sys.stderr)
+        logger.info("writing %d synthetic %dx%d scenes to %s ...", num, *source_size, city)
         write_synthetic_city(city, num_train=num, num_val=0, size=source_size, seed=0, instances=False)
-    print(f"preparing {size[0]}x{size[1]} folder {prepared} ...", file=sys.stderr)
+    logger.info("preparing %dx%d folder %s ...", *size, prepared)
     prepare(city, prepared, split="train", size=size, progress=False, photo_resize=photo_resize)
     rates = {}
     options = dict(size=size, batch_size=batch_size, deterministic=False, photo_resize=photo_resize)
@@ -85,6 +89,7 @@ def run(num: int, size: tuple[int, int], batch_size: int, epochs: int, workdir: 
     return rates
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     parser = argparse.ArgumentParser(prog="python -m crn_tf.data.bench", description=__doc__.split("\n\n")[0])

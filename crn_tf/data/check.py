@@ -15,6 +15,7 @@ import shlex
 import sys
 from typing import Sequence
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.data.scan import ScanReport, scan_dataset
 from crn_tf.data.sources import SPLITS
@@ -91,6 +92,7 @@ def _has_split(source: str, split: str) -> bool:
             or os.path.isdir(os.path.join(source, split, "labels")))
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     parser = argparse.ArgumentParser(prog="python -m crn_tf.data.check",

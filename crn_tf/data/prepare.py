@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from crn_tf.core.files import (
 )
 from crn_tf.core.images import save_png, to_uint8
 from crn_tf.core.locks import LOCKED_EXIT, DirectoryLock, LockError
+from crn_tf.core.logs import cli_main
 from crn_tf.core.progress import Progress
 from crn_tf.core.quiet import quiet_start
 from crn_tf.core.sizes import size_type
@@ -56,6 +58,8 @@ from crn_tf.labels import (
     void_color_for,
     void_id_for,
 )
+
+logger = logging.getLogger("crn_tf.data.prepare")  # not __name__: that is __main__ under python -m
 
 
 def encode_label(classes: np.ndarray, label_set: LabelSet, source: str = "") -> np.ndarray:
@@ -159,7 +163,7 @@ def prepare(
                        and (not with_images or _complete(targets(e)[1], size)))]
     skipped = len(examples) - len(pending)
     if progress and skipped:
-        print(f"prepare: {skipped} of {len(examples)} pairs already written, skipping them", file=sys.stderr)
+        logger.info("prepare: %d of %d pairs already written, skipping them", skipped, len(examples))
     if pending:
         native = {report.label_sizes[e.stem] for e in pending}
         dataset = example_dataset(pending, size, label_set, with_images=with_images, deterministic=False,
@@ -187,6 +191,7 @@ def prepare(
     return {"written": written, "skipped": skipped, "out": split_dir}
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     parser = argparse.ArgumentParser(

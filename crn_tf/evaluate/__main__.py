@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Sequence
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.core.sizes import size_type
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
@@ -94,6 +95,7 @@ def options_from_args(args: argparse.Namespace) -> EvaluationOptions:
     )
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from crn_tf.core.progress import Progress
 from crn_tf.labels import LabelSet, class_names, resolve_label_set
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "crn_tf", "features")
 
@@ -49,10 +52,9 @@ class EvaluationOptions:
 
 
 def _log(options: EvaluationOptions, message: str) -> None:
+    """What the evaluation is doing, shown beside the progress bars (not with --no-progress)."""
     if options.progress:
-        import sys
-
-        print(message, file=sys.stderr, flush=True)
+        logger.info(message)
 
 
 def segmentation_score(

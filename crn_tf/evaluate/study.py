@@ -27,6 +27,7 @@ import numpy as np
 
 from crn_tf.core.files import write_atomic
 from crn_tf.core.page import html_document, json_script
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from scipy.stats import binomtest
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.evaluate.study import ANSWERS_FORMAT
 
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

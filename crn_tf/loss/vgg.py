@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any
 
 import keras
@@ -24,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 
 logger = logging.getLogger(__name__)
-logger.addHandler(logging.NullHandler())  # no echo from Python's last-resort handler: the stderr line is the one copy
 
 # The original's mean, per RGB channel (the Keras/Caffe mean is the same numbers in BGR order).
 RGB_MEAN = (123.68, 116.779, 103.939)
@@ -253,7 +251,8 @@ def resolve_vgg_weights(weights: str | os.PathLike | None) -> dict | None:
 
 
 def _warn_random_weights() -> None:
-    """One loud `WARNING: ...` line on stderr per process, plus a record for applications that configure logging."""
+    """One loud `WARNING: ...` record per process: on stderr in the CLIs, and through Python's last-resort
+    handler where nobody configured logging."""
     global _random_warning_shown
     if _random_warning_shown:
         return
@@ -263,8 +262,7 @@ def _warn_random_weights() -> None:
         "the paper's; use only for tests and smoke runs. Pass weights='imagenet', a "
         f"{KERAS_NOTOP_FILENAME} or an {MATCONVNET_FILENAME} path for real training."
     )
-    logger.warning(message)
-    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+    logger.warning("WARNING: %s", message)
 
 
 def _frozen_variable_creator(next_creator, **kwargs):

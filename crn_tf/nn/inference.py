@@ -85,7 +85,8 @@ def synthesize(
     logged = _choices_logged.setdefault(model, set())
     if (banded, reason) not in logged:
         logged.add((banded, reason))
-        logger.info("%s pass (%s)", "banded low-memory" if banded else "plain", reason)
+        # DEBUG, a detail: the CLIs show INFO and up, and demo and export print this choice themselves.
+        logger.debug("%s pass (%s)", "banded low-memory" if banded else "plain", reason)
     return forward_function(model, banded, band_rows, band_bytes)(layout)
 
 

@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from crn_tf.core.images import save_png
+from crn_tf.core.logs import cli_main
 from crn_tf.core.progress import Progress
 from crn_tf.core.quiet import quiet_start
 from crn_tf.core.sizes import parse_size, size_type
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     from crn_tf.training.options import parse_options, resolve_options

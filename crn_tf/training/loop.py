@@ -12,25 +12,25 @@ Speed options: `mixed_precision` "bf16" / "fp16" (fp16 with keras' dynamic LossS
 `xla` (the forward and backward pass compiled with `jit_compile`; the optimizer update stays
 outside, where tf.distribute merges the replicas' gradients), and the model's own
 `recompute` flag (gradient checkpointing per refinement module).
+
+`fit` runs the steps and nothing else: the progress bar, the loss log, TensorBoard, the sample
+grid, the "auto" layer-weight rescale, the checkpoints and the model directory are actions it
+calls at the loop's boundaries (`crn_tf.training.actions`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
-from typing import IO, Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.core.progress import Progress
-from crn_tf.loss.perceptual import LAYER_NAMES
 from crn_tf.nn import inference
-from crn_tf.training.callbacks import LossLog
+from crn_tf.training.actions import Action, Loop, StepLogs
 from crn_tf.training.state import RunState, StopRequest
-from crn_tf.training.visualizer import Visualizer, sample_rows
 
 MIXED_PRECISION = ("off", "bf16", "fp16")
 
@@ -55,6 +55,17 @@ class FitResult:
     status: str  # "finished", "interrupted"
     last_loss: float | None
     checkpoint: str | None
+
+
+def epoch_iterator(strategy: tf.distribute.Strategy, data, epoch: int, position: int = 0):
+    """Iterator over epoch `epoch` of `data` (an `EpochData`) distributed by `strategy`, `position` steps in."""
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        dataset = data.dataset(epoch, context)
+        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
+        return dataset.skip(position * replicas_here) if position else dataset
+
+    return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
 class CRNTrainer:
@@ -138,13 +149,7 @@ class CRNTrainer:
 
     def epoch_iterator(self, data, epoch: int, position: int = 0):
         """Iterator over epoch `epoch` of `data` (an `EpochData`), `position` steps in."""
-
-        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            dataset = data.dataset(epoch, context)
-            replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
-            return dataset.skip(position * replicas_here) if position else dataset
-
-        return self.distribute(dataset_fn)
+        return epoch_iterator(self.strategy, data, epoch, position)
 
     @property
     def learning_rate(self) -> float:
@@ -157,110 +162,71 @@ class CRNTrainer:
         state: RunState,
         epochs: int,
         max_steps: int | None = None,
-        visualizer: Visualizer | None = None,
-        loss_log: LossLog | None = None,
-        samples: tuple[np.ndarray, np.ndarray] | None = None,
+        actions: Sequence[Action] = (),
         save_every: int = 1000,
         log_every: int = 10,
-        summary_every: int | None = None,
-        on_epoch_end: Callable[[int, int], None] | None = None,
-        verbose: bool = True,
-        stream: IO[str] | None = None,
     ) -> FitResult:
         """Trains from the state's (step, epoch, position) to `epochs` epochs or `max_steps` steps.
 
-        Saves a checkpoint every `save_every` steps, at each epoch's end and when SIGINT or
-        SIGTERM arrives (then returns with status "interrupted"). Raises NonFiniteLossError
-        when a loss is NaN or Inf, without saving: the last checkpoint stays the last good one;
-        and WriteError (naming the step) when a checkpoint, the loss log or a summary cannot be written.
-        `samples` (images, layouts) are drawn each epoch into a grid PNG and, every
-        `summary_every` steps, to TensorBoard. `on_epoch_end(epochs_done, step)` runs after
-        each epoch's checkpoint (e.g. to write the model directory).
+        Runs the steps and calls `actions` (`crn_tf.training.actions`) at the boundaries: the
+        losses are read back every `log_every` steps and at each checkpoint boundary (every
+        `save_every` steps, each epoch's end, the last step, and when SIGINT or SIGTERM arrives:
+        then fit returns with status "interrupted"). The checkpoints themselves are an action
+        (`SaveCheckpoint(state)`), as are the logs, the sample grid and the model directory.
+        Raises NonFiniteLossError when a loss is NaN or Inf, before any action sees that step,
+        so the last checkpoint stays the last good one; an action's WriteError goes up as it is.
         """
-        stream = stream if stream is not None else sys.stderr
         steps_per_epoch = data.steps_per_epoch
         total = epochs * steps_per_epoch if max_steps is None else int(max_steps)
         if max_steps is not None:  # --steps overrides --epochs
             epochs = math.ceil(total / steps_per_epoch)
         step, epoch, position = state.counters()
-        last_loss, checkpoint, status = None, state.latest, "finished"
+        loop = Loop(step, epoch, position, epochs, steps_per_epoch, total)
+        last_loss = None
         with StopRequest() as stop:
-            while step < total and not stop.requested:
-                if position >= steps_per_epoch:
-                    epoch, position = epoch + 1, 0
-                iterator = self.epoch_iterator(data, epoch, position)
-                bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=verbose, stream=stream,
-                               done=position, unit="img", per_step=self.global_batch_size)
+            while not loop.finished and not stop.requested:
+                if loop.epoch_done:
+                    loop.epoch, loop.position = loop.epoch + 1, 0
+                iterator = self.epoch_iterator(data, loop.epoch, loop.position)
+                for action in actions:
+                    action.epoch_begin(loop)
                 pending: list = []
-                window_start, window_steps = time.monotonic(), 0
-                while position < steps_per_epoch and step < total:
-                    loss, terms = self.train_step(iterator)
-                    step, position, window_steps = step + 1, position + 1, window_steps + 1
-                    pending.append((loss, terms))
-                    epoch_done = position == steps_per_epoch
-                    save_now = step % save_every == 0 or epoch_done or step == total or stop.requested
-                    if step % log_every == 0 or save_now:
-                        last_loss, mean_terms = self._check_losses(pending, step)
-                        pending = []
-                        elapsed = time.monotonic() - window_start
-                        speed = window_steps * self.global_batch_size / max(elapsed, 1e-9)
-                        window_start, window_steps = time.monotonic(), 0
-                        bar.update_to(position, extra=f"loss {last_loss:.4g}", rate=speed)
-                        if loss_log is not None:
-                            loss_log.write(step, epoch, last_loss, speed)
-                        if visualizer is not None:
-                            scalars = {"loss/total": last_loss, "learning_rate": self.learning_rate,
-                                       "images_per_sec": speed}
-                            scalars.update({f"loss/{name}": value for name, value in zip(LAYER_NAMES, mean_terms)})
-                            visualizer.scalars(step, scalars)
-                    if visualizer is not None and samples is not None and summary_every and step % summary_every == 0:
-                        self._summary_images(visualizer, step, samples)
-                    if stop.requested and not save_now:  # the signal came in after the check above
-                        last_loss, _ = self._check_losses(pending, step) if pending else (last_loss, None)
-                        pending, save_now = [], True
+                window_start = time.monotonic()
+                while not loop.epoch_done and not loop.finished:
+                    pending.append(self.train_step(iterator))
+                    loop.step, loop.position = loop.step + 1, loop.position + 1
+                    loop.stopping = stop.requested  # read once per step: a later signal stops after the next one
+                    save_now = (loop.step % save_every == 0 or loop.epoch_done or loop.finished or loop.stopping)
+                    logs = None
+                    if save_now or loop.step % log_every == 0:
+                        logs = self._read_back(pending, loop.step, window_start)
+                        last_loss, pending, window_start = logs.loss, [], time.monotonic()
+                    for action in actions:
+                        action.step_end(loop, logs)
                     if save_now:
-                        if epoch_done:
-                            self._end_epoch(epoch + 1, visualizer, samples, step)
-                        checkpoint = state.save(step, epoch + 1 if epoch_done else epoch, 0 if epoch_done else position) \
-                            or checkpoint
-                    if stop.requested:
-                        status = "interrupted"
+                        if loop.epoch_done:
+                            for action in actions:
+                                action.epoch_end(loop)
+                        for action in actions:
+                            action.save(loop)
+                    if loop.stopping:
                         break
-                bar.close("interrupted" if stop.requested else "")
-                if position >= steps_per_epoch:
-                    if on_epoch_end is not None:
-                        on_epoch_end(epoch + 1, step)
-                    epoch, position = epoch + 1, 0
-            if stop.requested:
-                status = "interrupted"
-        if visualizer is not None:
-            visualizer.flush()
-        return FitResult(step, epoch, position, status, last_loss, checkpoint)
+                if loop.epoch_done:
+                    loop.epoch, loop.position = loop.epoch + 1, 0
+            status = "interrupted" if stop.requested else "finished"
+        for action in actions:
+            action.train_end(loop)
+        return FitResult(loop.step, loop.epoch, loop.position, status, last_loss, state.latest)
 
-    def _check_losses(self, pending: list, step: int) -> tuple[float, np.ndarray]:
-        """Reads back the pending losses (one host sync); raises NonFiniteLossError on NaN/Inf."""
+    def _read_back(self, pending: list, step: int, window_start: float) -> StepLogs:
+        """The losses of the steps run since `window_start` (one host sync), averaged; their speed;
+        NonFiniteLossError on NaN/Inf."""
         losses = tf.stack([loss for loss, _ in pending]).numpy()
         terms = tf.stack([terms for _, terms in pending]).numpy()
+        seconds = time.monotonic() - window_start
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
             first = step - len(pending) + 1 + int(bad[0])
             raise NonFiniteLossError(f"the loss became {losses[bad[0]]} at step {first}")
-        return float(losses.mean()), terms.mean(axis=0)
-
-    def _end_epoch(self, epochs_done: int, visualizer: Visualizer | None, samples, step: int | None = None) -> None:
-        """After an epoch, before its checkpoint: the "auto" rescale and the sample grid."""
-        if getattr(self.loss, "auto", False) and self.loss.maybe_rescale(epochs_done):
-            print(f"layer weights rescaled after epoch {epochs_done}: "
-                  + ", ".join(f"{n} {w:.4g}" for n, w in zip(LAYER_NAMES, self.loss.layer_weights.numpy())),
-                  file=sys.stderr)
-        if visualizer is not None and samples is not None and visualizer.enabled:
-            images, layouts = samples
-            fakes = self.generate(tf.constant(layouts)).numpy()
-            visualizer.save_grid(epochs_done, sample_rows(layouts, fakes, visualizer.label_set, images), step=step)
-
-    def _summary_images(self, visualizer: Visualizer, step: int, samples) -> None:
-        if not visualizer.enabled:
-            return
-        images, layouts = samples
-        fake = self.generate(tf.constant(layouts[:1])).numpy()[0]
-        visualizer.images(step, layouts[0], fake, images[0])
+        images_per_sec = len(pending) * self.global_batch_size / max(seconds, 1e-9)
+        return StepLogs(float(losses.mean()), terms.mean(axis=0), images_per_sec, self.learning_rate)

@@ -2,17 +2,19 @@
 
 Order of things, as tensorflow/models' train_lib: strategy first (multi-worker needs it before
 any other TensorFlow work) -> the run directory's lock (chief; a second run there is refused)
--> data scan (bad files stop the run before anything is built) -> options printed -> model,
+-> data scan (bad files stop the run before anything is built) -> options logged -> model,
 VGG, loss, optimizer and checkpoint in `strategy.scope()` -> resume: the run dir's newest
 readable checkpoint > --init-from > scratch -> options saved, the loss log cut back to the
-resumed step (chief) -> fit -> `RUN_DIR/model/` (`crn_tf.weights.checkpoint.save_model`).
+resumed step (chief) -> fit with its actions (progress bar, loss log, TensorBoard, the "auto"
+rescale, sample grid, checkpoints, `RUN_DIR/model/`: `crn_tf.training.actions`).
+
+What it reports goes to this module's logger (train.py shows INFO and above on stderr).
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
-from typing import IO
 
 import keras
 import tensorflow as tf
@@ -23,6 +25,15 @@ from crn_tf.core.precision import get_precision
 from crn_tf.core.sizes import parse_size
 from crn_tf.labels import resolve_label_set
 from crn_tf.nn.presets import get_preset, release_layer_weights, uses_diversity
+from crn_tf.training.actions import (
+    ExportModel,
+    RescaleLayerWeights,
+    SaveCheckpoint,
+    SaveSampleGrid,
+    ShowProgress,
+    WriteLossLog,
+    WriteSummaries,
+)
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import CRNTrainer, FitResult, NonFiniteLossError
 from crn_tf.training.modules import (
@@ -54,6 +65,8 @@ from crn_tf.training.visualizer import Visualizer
 
 MODEL_SUBDIR = "model"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -66,15 +79,15 @@ class TrainResult:
     trainer: CRNTrainer  # the model, loss and optimizer as they ended
 
 
-def ensure_synthetic_city(path: str = SMOKE_DATA, stream: IO[str] | None = None) -> str:
+def ensure_synthetic_city(path: str = SMOKE_DATA) -> str:
     """Writes the small synthetic city of the default run unless it is already there."""
     from crn_tf.synthetic import write_synthetic_city
 
     marker = os.path.join(path, "leftImg8bit", "val")
     if os.path.isdir(marker) and os.listdir(marker):
         return path
-    print(f"writing a synthetic city ({SMOKE_NUM_TRAIN} train + {SMOKE_NUM_VAL} val scenes, {SMOKE_SIZE}) "
-          f"to {path} ...", file=stream or sys.stderr, flush=True)
+    logger.info("writing a synthetic city (%d train + %d val scenes, %s) to %s ...", SMOKE_NUM_TRAIN, SMOKE_NUM_VAL,
+                SMOKE_SIZE, path)
     write_synthetic_city(path, SMOKE_NUM_TRAIN, SMOKE_NUM_VAL, size=parse_size(SMOKE_SIZE), seed=0)
     return path
 
@@ -107,9 +120,12 @@ def demo_command(run_dir: str, labels: str | None, split: str = "val") -> str:
     return command
 
 
-def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
-          stream: IO[str] | None = None) -> TrainResult:
+def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
     """Runs training as the options say; returns where the model went.
+
+    What it tells on the way (the options, the strategy, where it resumed, where the model went)
+    goes to the `crn_tf.training.run` logger at INFO (train.py shows it on stderr); the progress
+    bar is drawn on stderr.
 
     Raises ValueError / DataError / CheckpointError for bad input (before step 0),
     NonFiniteLossError when the loss goes NaN (the last good checkpoint is kept), LockError when
@@ -117,23 +133,21 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None,
     written (disk full, ...: its message names the path, the step, the cause and the checkpoint
     a re-run resumes from).
     """
-    stream = stream if stream is not None else sys.stderr
     strategy = strategy or select_strategy(options.strategy)
     smoke = is_smoke_run(options)
     options = resolve_options(options)
     chief = is_chief(strategy)
     # One run per run directory: the chief holds its lock (other workers write only scratch files).
-    with DirectoryLock(options.run_dir, enabled=chief, warn=lambda line: print(line, file=stream, flush=True)):
-        return _train(options, strategy, smoke, chief, stream)
+    with DirectoryLock(options.run_dir, enabled=chief):
+        return _train(options, strategy, smoke, chief)
 
 
-def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool, chief: bool,
-           stream: IO[str]) -> TrainResult:
+def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool, chief: bool) -> TrainResult:
     # === Data (scanned before anything is built) ===
     from crn_tf.training.data import EpochData
 
     if smoke:
-        ensure_synthetic_city(options.data, stream)
+        ensure_synthetic_city(options.data)
     label_set = resolve_label_set(options.label_set)
     preset_size = get_preset(options.preset).output_size
     size = parse_size(options.size) if options.size else preset_size
@@ -151,9 +165,9 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
     if saved is not None:
         check_resume_compatible(saved, options)
     if chief:
-        print(format_options(options), file=stream)
-    print(f"strategy: {describe_strategy(strategy)}; {data.num_examples} training examples, "
-          f"{data.steps_per_epoch} steps per epoch at batch size {options.batch_size}", file=stream)
+        logger.info(format_options(options))
+    logger.info("strategy: %s; %d training examples, %d steps per epoch at batch size %d", describe_strategy(strategy),
+                data.num_examples, data.steps_per_epoch, options.batch_size)
 
     # === Model, loss, optimizer, checkpoint: all in the strategy's scope ===
     keras.utils.set_random_seed(options.seed)  # the same initial weights on every worker and every run
@@ -174,33 +188,21 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
     if state.restore():
         if state.unreadable:  # once, naming each bad file
             count = len(state.unreadable)
-            print(f"warning: {count} checkpoint{'s' if count > 1 else ''} cannot be read, resuming from the newest "
-                  f"one that can: {'; '.join(state.unreadable)}", file=stream)
+            logger.warning("warning: %d checkpoint%s cannot be read, resuming from the newest one that can: %s",
+                           count, "s" if count > 1 else "", "; ".join(state.unreadable))
         resumed_from, epoch, position = state.counters()
-        print(f"resumed from step {resumed_from} (epoch {epoch + 1}, step {position} of it) of {state.latest}",
-              file=stream)
+        logger.info("resumed from step %d (epoch %d, step %d of it) of %s", resumed_from, epoch + 1, position,
+                    state.latest)
     elif options.init_from:
         copied = init_from_checkpoint(model, options.init_from)
-        print(f"initialised {len(copied)} modules from {options.init_from}: {', '.join(copied)}", file=stream)
+        logger.info("initialised %d modules from %s: %s", len(copied), options.init_from, ", ".join(copied))
     else:
-        print("training from scratch", file=stream)
+        logger.info("training from scratch")
     if options.train_modules != "all":
-        print(f"training {', '.join(trained)}; the other modules are frozen", file=stream)
+        logger.info("training %s; the other modules are frozen", ", ".join(trained))
 
+    # === The loop and its actions (crn_tf.training.actions), in the order they run at a boundary ===
     model_dir = os.path.join(run_dir, MODEL_SUBDIR)
-
-    def write_model(epochs_done: int, step: int) -> None:
-        if chief:
-            from crn_tf.weights.checkpoint import save_model
-
-            try:
-                save_model(model, model_dir, label_set, extra={
-                    "step": step, "epochs": epochs_done, "preset": options.preset,
-                    "run_dir": os.path.abspath(run_dir), "options": dataclasses.asdict(options)})
-            except WriteError as error:
-                error.step = step
-                raise
-
     visualizer = Visualizer(run_dir, label_set, enabled=chief)
     step = resumed_from or 0
     try:
@@ -210,13 +212,18 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
             loss_log.resume(step)  # what a killed run logged after its last checkpoint goes
             if resumed_from is not None:
                 visualizer.resumed(step)
-        result = trainer.fit(
-            data, state, epochs=options.epochs, max_steps=options.steps, visualizer=visualizer, loss_log=loss_log,
-            samples=samples, save_every=options.save_every, log_every=options.log_every,
-            summary_every=options.summary_every, on_epoch_end=write_model, verbose=chief, stream=stream,
-        )
-        step = result.step
-        write_model(result.epoch, result.step)
+        actions = [
+            ShowProgress(trainer.global_batch_size, enabled=chief),
+            WriteLossLog(loss_log),
+            WriteSummaries(visualizer, trainer.generate, samples, every=options.summary_every),
+            RescaleLayerWeights(loss),
+            SaveSampleGrid(visualizer, trainer.generate, samples),
+            SaveCheckpoint(state),
+            ExportModel(model, model_dir, label_set, enabled=chief, info={
+                "preset": options.preset, "run_dir": os.path.abspath(run_dir), "options": dataclasses.asdict(options)}),
+        ]
+        result = trainer.fit(data, state, epochs=options.epochs, max_steps=options.steps, actions=actions,
+                             save_every=options.save_every, log_every=options.log_every)
     except NonFiniteLossError as error:
         kept = state.latest
         raise NonFiniteLossError(
@@ -233,11 +240,11 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
         raise
     if chief:
         if result.status == "interrupted":
-            print(f"stopped at step {result.step}; checkpoint {result.checkpoint}. Run the same command again "
-                  "to resume.", file=stream)
+            logger.info("stopped at step %d; checkpoint %s. Run the same command again to resume.", result.step,
+                        result.checkpoint)
         else:
-            print(f"done: {result.step} steps, last loss {result.last_loss:.4g}" if result.last_loss is not None
-                  else f"done: {result.step} steps", file=stream)
+            logger.info(f"done: {result.step} steps, last loss {result.last_loss:.4g}" if result.last_loss is not None
+                        else f"done: {result.step} steps")
         labels, split = (options.val_data, options.val_split) if options.val_data else (options.data, options.split)
-        print(f"model checkpoint: {model_dir}\ntry it: {demo_command(run_dir, labels, split)}", file=stream)
+        logger.info("model checkpoint: %s\ntry it: %s", model_dir, demo_command(run_dir, labels, split))
     return TrainResult(run_dir, model_dir if chief else None, result, resumed_from, trainer)

@@ -14,11 +14,11 @@ corrupt one is named and skipped, never half-restored) and removes what the kill
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import signal
-import sys
 import time
 from typing import Any
 
@@ -32,6 +32,8 @@ from crn_tf.weights.checkpoint import (
     tf_checkpoint_prefixes,
     verify_tf_checkpoint,
 )
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_SUBDIR = "checkpoints"
 STATE_FILE = "checkpoint"  # TensorFlow's name for the state file of a checkpoint directory
@@ -223,8 +225,8 @@ class StopRequest:
         if self.signal_name is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
-        print(f"\n{self.signal_name} received: saving a checkpoint and stopping after this step "
-              "(Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+        logger.warning("\n%s received: saving a checkpoint and stopping after this step (Ctrl-C again to abort "
+                       "without saving)", self.signal_name)
 
     def __enter__(self) -> "StopRequest":
         import threading

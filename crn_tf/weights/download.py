@@ -23,6 +23,7 @@ import os
 import sys
 from typing import Sequence
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.nn.presets import get_preset
 from crn_tf.weights.fetch import DownloadError, download_file
@@ -224,29 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     argv = quiet_start(argv)
     args = build_parser().parse_args(argv)
     if args.retries < 0:
         print(f"crn-download: error: --retries must be >= 0, got {args.retries}", file=sys.stderr)
         return 2
-    logger, handler = logging.getLogger("crn_tf"), logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)  # retries and the import; not other libraries' logs
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        for name in dict.fromkeys(args.names):
-            try:
-                path = fetch(name, cache=args.cache_dir, base_url=args.base_url, retries=args.retries,
-                             progress=not args.no_progress)
-            except DownloadError as error:
-                print(f"crn-download: error: {error}", file=sys.stderr)
-                return 1
-            print(f"{name}: {path}")
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    for name in dict.fromkeys(args.names):  # retries and the import are logged (@cli_main shows them)
+        try:
+            path = fetch(name, cache=args.cache_dir, base_url=args.base_url, retries=args.retries,
+                         progress=not args.no_progress)
+        except DownloadError as error:
+            print(f"crn-download: error: {error}", file=sys.stderr)
+            return 1
+        print(f"{name}: {path}")
     return 0
 
 

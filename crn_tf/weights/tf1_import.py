@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.labels import resolve_label_set
 from crn_tf.nn.presets import get_preset
@@ -200,6 +201,7 @@ def import_tf1(path: str, label_set=None):
     return model
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     argv = quiet_start(argv)
     parser = argparse.ArgumentParser(

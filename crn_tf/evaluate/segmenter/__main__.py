@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Sequence
 
+from crn_tf.core.logs import cli_main
 from crn_tf.core.sizes import size_type
 
 PROG = "crn-segmenter"
@@ -143,6 +144,7 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)  # argparse exits 2 with its own one-line message

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
-import sys
 import time
-from typing import IO, Any
+from typing import Any
 
 import keras
 import numpy as np
@@ -50,6 +50,8 @@ from crn_tf.labels import LabelSet, resolve_label_set
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.loop import NonFiniteLossError
 from crn_tf.training.state import RunState, StopRequest
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -170,7 +172,7 @@ def _format_scores(scores: dict) -> str:
     return f"mIoU {scores['miou']:.4f}, pixel accuracy {scores['pixel_accuracy']:.4f}"
 
 
-def train_segmenter(options: SegmenterOptions, stream: IO[str] | None = None) -> SegmenterResult:
+def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
     """Trains (or resumes) the segmenter of `options.out`; returns where its SavedModel is.
 
     Raises ValueError / DataError / LabelError for bad input (before step 0), and
@@ -178,7 +180,6 @@ def train_segmenter(options: SegmenterOptions, stream: IO[str] | None = None) ->
     """
     from crn_tf.training.data import EpochData
 
-    stream = stream if stream is not None else sys.stderr
     validate(options)
     out = os.fspath(options.out)
     size = parse_size(options.size, 8)
@@ -204,21 +205,21 @@ def train_segmenter(options: SegmenterOptions, stream: IO[str] | None = None) ->
     class_weights = None
     if options.class_weights == "enet":
         class_weights = enet_class_weights(class_pixel_counts(data.examples, size, label_set))
-        print("class weights (enet): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(label_set.names, class_weights)),
-              file=stream)
+        logger.info("class weights (enet): %s",
+                    ", ".join(f"{n} {w:.3g}" for n, w in zip(label_set.names, class_weights)))
     trainer = SegmenterTrainer(model, _learning_rate(options, total), flip=options.flip, augment=options.augment,
                                seed=options.seed,
                                class_weights=class_weights)
     state = RunState(out, {"model": model, "optimizer": trainer.optimizer}, keep=options.keep_checkpoints)
-    print(f"segmenter: U-Net, {options.depth} levels, widths {model.widths}, {options.norm} norm, "
-          f"{model.count_params():,} parameters, {options.mixed_precision} precision; {data.num_examples} training "
-          f"examples at {size[0]}x{size[1]}, {steps_per_epoch} steps per epoch at batch size {options.batch_size}",
-          file=stream)
+    logger.info(f"segmenter: U-Net, {options.depth} levels, widths {model.widths}, {options.norm} norm, "
+                f"{model.count_params():,} parameters, {options.mixed_precision} precision; {data.num_examples} "
+                f"training examples at {size[0]}x{size[1]}, {steps_per_epoch} steps per epoch at batch size "
+                f"{options.batch_size}")
     resumed_from = None
     if state.latest is not None:
         state.restore()
         resumed_from = state.counters()[0]
-        print(f"resumed from step {resumed_from} of {state.latest}", file=stream)
+        logger.info("resumed from step %d of %s", resumed_from, state.latest)
 
     # === The loop ===
     saved_model = os.path.join(out, SAVED_MODEL_SUBDIR)
@@ -232,7 +233,7 @@ def train_segmenter(options: SegmenterOptions, stream: IO[str] | None = None) ->
             if position >= steps_per_epoch:
                 epoch, position = epoch + 1, 0
             batches = iter(data.dataset(epoch).skip(position))
-            bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=options.progress, stream=stream,
+            bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=options.progress,
                            done=position, unit="img", per_step=options.batch_size)
             pending, window = [], time.monotonic()
             while position < steps_per_epoch and step < total:
@@ -261,7 +262,7 @@ def train_segmenter(options: SegmenterOptions, stream: IO[str] | None = None) ->
             if position >= steps_per_epoch:  # the epoch's validation score, then its SavedModel
                 if validation is not None:
                     val_scores = trainer.score(validation[0], label_set.num_classes)
-                    print(f"epoch {epoch + 1}: val {_format_scores(val_scores)} ({validation[1]} images)", file=stream)
+                    logger.info("epoch %d: val %s (%d images)", epoch + 1, _format_scores(val_scores), validation[1])
                 export_segmenter(model, saved_model, label_set, _info(options, size, step, epoch + 1, val_scores))
                 epoch, position, exported_step = epoch + 1, 0, step
         if stop.requested:
