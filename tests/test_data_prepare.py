@@ -1,5 +1,6 @@
 """crn_tf.data.prepare: the prepared folder reads back as the direct pipeline; re-runs resume."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -71,19 +72,20 @@ def test_area_option_and_a_rerun_with_another_resize_redoes_the_photos(city, tmp
     assert prepare(city, tmp_path, size=(16, 32), progress=False)["skipped"] == 3
 
 
-def test_rerun_skips_complete_pairs_and_redoes_broken_ones(city, tmp_path, capsys):
+def test_rerun_skips_complete_pairs_and_redoes_broken_ones(city, tmp_path, capsys, caplog):
     prepare(city, tmp_path, size=(16, 32), progress=False)
     stems = [e.stem for e in find_examples(city)]
     broken = tmp_path / "train" / "images" / f"{stems[1]}.png"
     broken.write_bytes(broken.read_bytes()[:40])  # a run killed mid-write would leave only a .tmp file
     os.remove(tmp_path / "train" / "labels" / f"{stems[2]}.png")
     mtime = os.path.getmtime(tmp_path / "train" / "labels" / f"{stems[0]}.png")
-    result = prepare(city, tmp_path, size=(16, 32), progress=True)
+    with caplog.at_level(logging.INFO, logger="crn_tf.data.prepare"):
+        result = prepare(city, tmp_path, size=(16, 32), progress=True)
     assert (result["written"], result["skipped"]) == (2, 1)
     assert os.path.getmtime(tmp_path / "train" / "labels" / f"{stems[0]}.png") == mtime
     assert probe(broken).size == (16, 32)
     err = capsys.readouterr().err
-    assert "1 of 3 pairs already written" in err and "prepare train [" in err and "2/2" in err
+    assert "1 of 3 pairs already written" in caplog.text and "prepare train [" in err and "2/2" in err
     resized = prepare(city, tmp_path, size=(32, 64), progress=False)  # another size: everything again
     assert (resized["written"], resized["skipped"]) == (3, 0)
     assert not [n for n in os.listdir(tmp_path / "train" / "images") if ".tmp" in n]

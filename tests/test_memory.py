@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from crn_tf.core import machine
 from crn_tf.nn import inference, memory
 from crn_tf.nn.model import CRN
 
@@ -57,14 +58,14 @@ def test_choice_on_off_auto(monkeypatch):
 
 
 def test_host_available_memory_takes_a_cgroup_limit(monkeypatch):
-    real = memory.host_available_bytes()
+    real = machine.host_available_bytes()
     assert real is None or real > 0
     values = {"/sys/fs/cgroup/memory.max": 3 * 2**30, "/sys/fs/cgroup/memory.current": 2**30}
-    monkeypatch.setattr(memory, "_read_int", lambda path: values.get(path))
+    monkeypatch.setattr(machine, "_read_int", lambda path: values.get(path))
     expected = 2 * 2**30 if real is None else min(real, 2 * 2**30)
-    assert memory.host_available_bytes() == expected
+    assert machine.host_available_bytes() == expected
     values["/sys/fs/cgroup/memory.max"] = None  # "max": no limit
-    assert memory.host_available_bytes() == real
+    assert machine.host_available_bytes() == real
 
 
 def test_low_memory_flag():

@@ -43,7 +43,6 @@ from crn_tf.core.sizes import parse_size
 from crn_tf.nn.presets import (
     DEFAULT_PRESET,
     PRESET_TABLE,
-    release_layer_weights,
     uses_diversity,
 )
 
@@ -247,19 +246,12 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
 
 
 def build_loss(config: BenchConfig, num_images: int):
-    """The loss train.py builds for this preset and k (the preset table's recipe), on a random VGG-19
-    in the configured precision (its values do not change the cost)."""
-    from crn_tf.loss.perceptual import CRNLoss
-    from crn_tf.loss.vgg import VGG19Features
+    """The loss train.py builds for this preset and k (`loss.perceptual.build_loss`), on a random
+    VGG-19 in the configured precision (its values do not change the cost)."""
+    from crn_tf.loss.perceptual import build_loss as build
 
-    policy = get_precision(config.precision).training_policy
-    features = VGG19Features(None, dtype=policy) if policy else VGG19Features(None)
-    if config.recompute and config.recompute_scope == "all":
-        from crn_tf.loss.recompute import RecomputedVGGFeatures
-
-        features = RecomputedVGGFeatures(features)  # the loss's VGG too, segment by segment
-    diversity = uses_diversity(config.preset, num_images)
-    return CRNLoss(features, layer_weights=release_layer_weights(diversity, config.preset), diversity=diversity)
+    return build(None, diversity=uses_diversity(config.preset, num_images), preset=config.preset,
+                 precision=config.precision, recompute=config.recompute and config.recompute_scope == "all")
 
 
 def measure_train(config: BenchConfig) -> dict[str, Any]:

@@ -11,9 +11,43 @@ import platform
 import time
 from typing import Any
 
-from crn_tf.nn.memory import host_available_bytes
-
 logger = logging.getLogger(__name__)
+
+
+
+_NO_LIMIT = 2**60  # cgroup v1 reports "no limit" as a huge number
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return None if text in ("", "max") else int(text)
+
+
+def host_available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo, lowered to a cgroup's limit minus its usage where one is
+    set (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`); None where neither is readable."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < _NO_LIMIT:
+            free = max(0, limit - usage)
+            available = free if available is None else min(available, free)
+            break
+    return available
 
 
 def cpu_model() -> str:

@@ -1,11 +1,8 @@
-"""The synthetic city's old module name: `python -m crn_tf.data.synthetic` and its imports keep working.
-
-The writer lives in `crn_tf.synthetic.writer` (the scenes in `crn_tf.synthetic`); import from there.
-"""
+"""Old home of `crn_tf.synthetic.writer`; `python -m crn_tf.data.synthetic` and `import crn_tf.data.synthetic` still work."""
 import sys
 
-from crn_tf.synthetic.writer import *  # noqa: F401,F403  (the old public names)
-from crn_tf.synthetic.writer import main
+from crn_tf.synthetic import writer as _module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_module.main())
+sys.modules[__name__] = _module

@@ -299,3 +299,31 @@ class CRNLoss(tf.Module):
     def reset_stats(self) -> None:
         self.stat_sum.assign(tf.zeros_like(self.stat_sum))
         self.stat_count.assign(0.0)
+
+
+def build_loss(vgg_weights: str | None = None, diversity: bool = False, preset: str = "256p",
+               layer_weights: str = "original", vgg_pooling: str = "avg", precision: str = "off",
+               recompute: bool = False, rescale_epoch: int = DEFAULT_RESCALE_EPOCH,
+               diversity_mean_weight: float = DIVERSITY_MEAN_WEIGHT) -> CRNLoss:
+    """The VGG-19 features and CRN loss a run asks for (train.py's options, the bench's step).
+
+    `vgg_weights`: imagenet, a .h5/.mat path, or None / "random"; `layer_weights`: "original"
+    (the release's constants for this preset and loss, `nn.presets.release_layer_weights`) or
+    "auto"; `precision`: a `core.precision` name. Call inside `strategy.scope()`.
+    """
+    from crn_tf.core.precision import get_precision
+    from crn_tf.loss.vgg import VGG19Features
+    from crn_tf.nn.presets import release_layer_weights
+
+    weights = None if vgg_weights in (None, "random") else vgg_weights
+    policy = get_precision(precision).training_policy
+    dtype = {"dtype": policy} if policy else {}
+    features = VGG19Features(weights, pooling=vgg_pooling, **dtype)
+    if recompute:
+        # The loss's VGG activations are as large as the generator's at 1024p: recompute both.
+        from crn_tf.loss.recompute import RecomputedVGGFeatures
+
+        features = RecomputedVGGFeatures(features)
+    weights_name = AUTO if layer_weights == AUTO else release_layer_weights(diversity, preset)
+    return CRNLoss(features, layer_weights=weights_name, diversity=diversity, rescale_epoch=rescale_epoch,
+                   diversity_mean_weight=diversity_mean_weight)

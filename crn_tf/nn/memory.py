@@ -25,10 +25,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from crn_tf.core.machine import host_available_bytes
+
 LOW_MEMORY_CHOICES = ("auto", "on", "off")
 """The values of the CLIs' `--low-memory` (a bare `--low-memory` means "on")."""
-
-_NO_LIMIT = 2**60
 
 
 def plain_pass_bytes(model, batch_size: int = 1) -> int:
@@ -52,38 +52,6 @@ def plain_pass_bytes(model, batch_size: int = 1) -> int:
         int(w.shape.num_elements()) for w in model.weights if len(w.shape) == 4
     )
     return peak + layout + kernels
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return None if text in ("", "max") else int(text)
-
-
-def host_available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo, lowered to a cgroup's limit minus its usage where one is
-    set (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`); None where neither is readable."""
-    available = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        limit, usage = _read_int(limit_file), _read_int(usage_file)
-        if limit is not None and usage is not None and limit < _NO_LIMIT:
-            free = max(0, limit - usage)
-            available = free if available is None else min(available, free)
-            break
-    return available
 
 
 def gpu_total_bytes(tf, gpu) -> int | None:

@@ -21,10 +21,9 @@ import tensorflow as tf
 
 from crn_tf.core.files import WriteError
 from crn_tf.core.locks import DirectoryLock
-from crn_tf.core.precision import get_precision
 from crn_tf.core.sizes import parse_size
 from crn_tf.labels import resolve_label_set
-from crn_tf.nn.presets import get_preset, release_layer_weights, uses_diversity
+from crn_tf.nn.presets import get_preset, uses_diversity
 from crn_tf.training.actions import (
     ExportModel,
     RescaleLayerWeights,
@@ -94,22 +93,12 @@ def ensure_synthetic_city(path: str = SMOKE_DATA) -> str:
 
 def build_loss(options: TrainOptions, diversity: bool):
     """VGG-19 features and the CRN loss of the options (call inside `strategy.scope()`)."""
-    from crn_tf.loss.perceptual import CRNLoss
-    from crn_tf.loss.vgg import VGG19Features
+    from crn_tf.loss.perceptual import build_loss as build
 
-    weights = None if options.vgg_weights == "random" else options.vgg_weights
-    policy = get_precision(options.mixed_precision).training_policy
-    dtype = {"dtype": policy} if policy else {}
-    features = VGG19Features(weights, pooling=options.vgg_pooling, **dtype)
-    if options.recompute:
-        # The loss's VGG activations are as large as the generator's at 1024p: recompute both.
-        from crn_tf.loss.recompute import RecomputedVGGFeatures
-
-        features = RecomputedVGGFeatures(features)
-    # --layer-weights original: the release's constants for this preset's loss; auto stays auto.
-    layer_weights = "auto" if options.layer_weights == "auto" else release_layer_weights(diversity, options.preset)
-    return CRNLoss(features, layer_weights=layer_weights, diversity=diversity,
-                   rescale_epoch=options.rescale_epoch, diversity_mean_weight=options.diversity_mean_weight)
+    return build(options.vgg_weights, diversity=diversity, preset=options.preset,
+                 layer_weights=options.layer_weights, vgg_pooling=options.vgg_pooling,
+                 precision=options.mixed_precision, recompute=options.recompute,
+                 rescale_epoch=options.rescale_epoch, diversity_mean_weight=options.diversity_mean_weight)
 
 
 def demo_command(run_dir: str, labels: str | None, split: str = "val") -> str:
