@@ -52,6 +52,29 @@ class DemoResult:
     files: list[str]
     seconds: float
     low_memory: str = ""  # which forward pass ran, and why (crn_tf.nn.memory.choose_low_memory)
+    entries: list = dataclasses.field(default_factory=list)  # the page's rows (core.page.PageEntry)
+
+
+def write_overview(result: DemoResult, path: str | os.PathLike, images_per_layout: int = 3) -> str:
+    """One picture of what the demo wrote: a row per layout of its colourised layout, its first
+    `images_per_layout` images and the real photo where there is one (the README's results
+    picture), read back from `result.out_dir` and written atomically as a PNG."""
+    from PIL import Image
+
+    from crn_tf.core.files import atomic_path
+
+    if not result.entries:
+        raise ValueError(f"{result.out_dir}: no synthesized images to show")
+    rows = []
+    for entry in result.entries:
+        names = [entry.layout, *entry.images[:images_per_layout]] + ([entry.reference] if entry.reference else [])
+        rows.append([np.asarray(Image.open(os.path.join(result.out_dir, name)).convert("RGB")) for name in names])
+    columns = max(len(row) for row in rows)
+    blank = np.full_like(rows[0][0], 255)
+    grid = make_grid([picture for row in rows for picture in row + [blank] * (columns - len(row))], columns=columns)
+    with atomic_path(path) as temporary:
+        Image.fromarray(grid).save(temporary, format="PNG", optimize=True)
+    return os.fspath(path)
 
 
 def output_names(stem: str, num_images: int) -> list[str]:
@@ -235,7 +258,7 @@ def synthesize_folder(
     ] + _training_notes(getattr(model, "checkpoint_info", None) or {})
     page = write_page(os.path.join(out_dir, "index.html"), entries, title=title or "CRN synthesis", info=lines)
     return DemoResult(out_dir, page, len(entries), num_images, written, time.time() - start,
-                      f"{'banded low-memory' if banded else 'plain'} pass ({reason})")
+                      f"{'banded low-memory' if banded else 'plain'} pass ({reason})", entries)
 
 
 # === Command line ===
@@ -269,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--photo-resize", choices=PHOTO_RESIZE_METHODS, default=DEFAULT_PHOTO_RESIZE,
                         help="how the real photos shown on the page are resized: matlab-bicubic (as the original's "
                              "training photos) or area (default: %(default)s)")
+    parser.add_argument("--overview", metavar="PNG",
+                        help="also write one picture of the results: per layout its layout, first three images "
+                             "and real photo (the README's results picture)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -321,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(k = {result.num_images}) to {result.out_dir} in {result.seconds:.1f} s"
     )
     print(result.low_memory)
+    if args.overview:
+        print(f"overview: {write_overview(result, args.overview)}")
     print(f"open {result.page}")
     return 0
 

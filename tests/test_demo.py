@@ -255,3 +255,21 @@ def test_low_memory_choice_is_reported(k1, city, tmp_path, capsys):
     assert main(base + ["--out", str(tmp_path / "auto")]) == 0  # a tiny model fits: plain
     out = capsys.readouterr().out
     assert "plain pass (auto: the plain pass needs about" in out and ": fits)" in out
+
+
+def test_overview_rows_are_layout_first_images_and_photo(k9, city, tmp_path, capsys):
+    checkpoint, model = k9
+    root, stems = city
+    overview = tmp_path / "overview.png"
+    assert main(["--checkpoint", checkpoint, "--labels", root, "--out", str(tmp_path / "out"),
+                 "--overview", str(overview), "--no-progress"]) == 0
+    assert f"overview: {overview}" in capsys.readouterr().out
+    picture = _read(overview)
+    rows = []
+    for stem in sorted(stems):
+        tiles = [_read(tmp_path / "out" / "page" / f"{stem}_layout.png")]
+        tiles += [_read(tmp_path / "out" / name) for name in output_names(stem, 9)[:3]]
+        tiles += [_read(tmp_path / "out" / "page" / f"{stem}_real.jpg")]
+        rows += tiles
+    np.testing.assert_array_equal(picture, make_grid(rows, columns=5))
+    assert picture.shape[1] >= 5 * WIDTH and picture.shape[0] >= len(stems) * HEIGHT
