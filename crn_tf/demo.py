@@ -1,7 +1,7 @@
 """Synthesize photos from semantic layouts with a trained CRN, and write them with an HTML page.
 
 `python demo.py` (or `crn-demo`) with no arguments runs the small checkpoint shipped in
-`checkpoints/` on the sample layouts in `data/samples/64x128/` and writes `results/demo/`.
+`checkpoints/` on the sample layouts in `data/samples/128x256/` and writes `results/demo/`.
 
 Per input stem the output folder gets `<stem>.png` (the first image) and, when the model makes
 k > 1 images, `<stem>_1.png` ... `<stem>_{k-1}.png` and `<stem>_grid.png` (3x3 for k = 9,
@@ -34,8 +34,8 @@ from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
 from crn_tf.nn.memory import add_low_memory_flag, choose_low_memory
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_64x128")
-DEFAULT_LABELS = os.path.join(REPO_ROOT, "data", "samples", "64x128")
+DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_128x256")
+DEFAULT_LABELS = os.path.join(REPO_ROOT, "data", "samples", "128x256")
 DEFAULT_OUT = os.path.join("results", "demo")
 PAGE_DIR = "page"
 """Sub-folder of the output holding the page's colourised layouts and real photos."""
@@ -58,7 +58,8 @@ class DemoResult:
 def write_overview(result: DemoResult, path: str | os.PathLike, images_per_layout: int = 3) -> str:
     """One picture of what the demo wrote: a row per layout of its colourised layout, its first
     `images_per_layout` images and the real photo where there is one (the README's results
-    picture), read back from `result.out_dir` and written atomically as a PNG."""
+    picture), read back from `result.out_dir` and written atomically: a JPEG (quality 85) when
+    `path` ends in .jpg or .jpeg, else a PNG."""
     from PIL import Image
 
     from crn_tf.core.files import atomic_path
@@ -72,8 +73,12 @@ def write_overview(result: DemoResult, path: str | os.PathLike, images_per_layou
     columns = max(len(row) for row in rows)
     blank = np.full_like(rows[0][0], 255)
     grid = make_grid([picture for row in rows for picture in row + [blank] * (columns - len(row))], columns=columns)
+    jpeg = os.fspath(path).lower().endswith((".jpg", ".jpeg"))
     with atomic_path(path) as temporary:
-        Image.fromarray(grid).save(temporary, format="PNG", optimize=True)
+        if jpeg:
+            Image.fromarray(grid).save(temporary, format="JPEG", quality=85, optimize=True)
+        else:
+            Image.fromarray(grid).save(temporary, format="PNG", optimize=True)
     return os.fspath(path)
 
 
@@ -266,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crn-demo",
         description="Synthesize photos from semantic layouts with a trained CRN. With no arguments, runs the "
-        "small checkpoint shipped in checkpoints/ on the sample layouts in data/samples/64x128/.",
+        "small checkpoint shipped in checkpoints/ on the sample layouts in data/samples/128x256/.",
     )
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help="checkpoint directory, training run directory (uses its model/), or a name of "
@@ -292,9 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--photo-resize", choices=PHOTO_RESIZE_METHODS, default=DEFAULT_PHOTO_RESIZE,
                         help="how the real photos shown on the page are resized: matlab-bicubic (as the original's "
                              "training photos) or area (default: %(default)s)")
-    parser.add_argument("--overview", metavar="PNG",
+    parser.add_argument("--overview", metavar="FILE",
                         help="also write one picture of the results: per layout its layout, first three images "
-                             "and real photo (the README's results picture)")
+                             "and real photo (the README's results picture); .jpg/.jpeg for a JPEG, else PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
