@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_city
+from conftest import data_path_counters, write_city
 
 from crn_tf.labels import CITYSCAPES
 from crn_tf.loss.perceptual import CRNLoss
@@ -216,7 +216,7 @@ def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
     assert not (tmp_path / "other").exists()
 
 
-def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path):
+def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path, monkeypatch):
     import io
 
     from crn_tf.training.options import TrainOptions
@@ -229,7 +229,11 @@ def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tm
                                strategy="default", run_dir=str(run_dir), **extra)
         return train(options, stream=stream), stream.getvalue()
 
+    counts = data_path_counters(monkeypatch)
     first, log = run(tmp_path / "a", steps=8)  # one epoch: 8 examples
+    # Each source (data, val_data) is discovered, probed and its label set resolved once, by its scan.
+    assert (counts["scan_dataset"], counts["discover"], counts["resolve_label_set"]) == (2, 2, 2), counts
+    monkeypatch.undo()
     assert "training from scratch" in log and "[default: auto]" in log
     assert "\nepoch 1/1 [########################] 8/8 loss " in log  # the progress bar's last line
     assert f"try it: python demo.py --checkpoint {tmp_path / 'a'}" in log
