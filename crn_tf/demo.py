@@ -18,11 +18,9 @@ import time
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
-from crn_tf.core.images import image_file_name, make_grid, save_image, to_uint8
+from crn_tf.core.images import make_grid, save_image
 from crn_tf.core.logs import cli_main
-from crn_tf.core.progress import Progress
 from crn_tf.core.quiet import quiet_start
 from crn_tf.data.resize import (
     DEFAULT_PHOTO_RESIZE,
@@ -30,8 +28,14 @@ from crn_tf.data.resize import (
     check_photo_resize,
     resize_photo_array,
 )
-from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
+from crn_tf.labels import LabelSet, classes_to_colors
 from crn_tf.nn.memory import add_low_memory_flag, choose_low_memory
+from crn_tf.synthesis import (  # noqa: F401  (output_names: part of this module's API)
+    image_names,
+    output_names,
+    resize_image,
+    synthesize_to_folder,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CHECKPOINT = os.path.join(REPO_ROOT, "checkpoints", "synthetic_city_128x256")
@@ -80,79 +84,6 @@ def write_overview(result: DemoResult, path: str | os.PathLike, images_per_layou
         else:
             Image.fromarray(grid).save(temporary, format="PNG", optimize=True)
     return os.fspath(path)
-
-
-def output_names(stem: str, num_images: int) -> list[str]:
-    """File names written for one layout: `<stem>.png`, then `<stem>_1.png`.. and `<stem>_grid.png` if k > 1."""
-    names = [image_file_name(stem, j) for j in range(num_images)]
-    return names + [f"{stem}_grid.png"] if num_images > 1 else names
-
-
-def _check_names(stems: Sequence[str], num_images: int) -> None:
-    """Raises DataError when two inputs would write the same output file (e.g. stems "a" and "a_1")."""
-    from crn_tf.data import DataError
-
-    owner: dict[str, str] = {}
-    for stem in stems:
-        for name in output_names(stem, num_images):
-            if name in owner:
-                raise DataError(f"inputs {owner[name]!r} and {stem!r} would both write {name}; rename one of them")
-            owner[name] = stem
-
-
-def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """uint8 [h, w, 3] -> [H, W, 3] (size = (H, W)); Lanczos for synthesized images, nearest for layouts."""
-    if image.shape[:2] == tuple(size):
-        return image
-    method = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), method))
-
-
-def _batches(dataset, examples, label_set, num_batches: int):
-    """Iterates the `num_batches` batches of the layout dataset; a decoding failure becomes a
-    DataError naming the file. The end of the dataset is never asked for: after a large
-    graph had run, that last `next()` was seen to stall for about 4 s.
-
-    tf.data reports a bad label (e.g. a colour outside the label set) as an InvalidArgumentError
-    carrying the file name; re-reading that file with the NumPy reader gives the full message
-    (which colours, how many pixels).
-    """
-    import tensorflow as tf
-
-    from crn_tf.data import DataError, read_label
-
-    iterator = iter(dataset)
-    for _ in range(num_batches):
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except tf.errors.InvalidArgumentError as error:
-            text = str(error)
-            for example in examples:
-                if example.label_path in text:
-                    read_label(example.label_path, label_set, example.label_format)  # raises the detailed DataError
-            detail = text.split("assertion failed: [", 1)[-1].split("]", 1)[0] if "assertion failed" in text else text
-            raise DataError(detail.strip().splitlines()[0]) from None
-        yield batch
-
-
-def _find_layouts(labels, split: str, images_dir):
-    """The layouts of `labels` with their photos where present (`crn_tf.data.discover`).
-
-    Unlike training, a photo without a label is no problem here (photos are only shown on the
-    page), so a photo folder may hold more than the layouts asked for.
-    """
-    from crn_tf.data import DataError
-    from crn_tf.data.sources import discover, summarize
-
-    discovery = discover(labels, split=split, images="optional", images_dir=images_dir)
-    errors = [p for p in discovery.problems if p.severity == "error" and p.kind != "missing-label"]
-    if errors:
-        raise DataError(summarize(errors, discovery.root))
-    if not discovery.examples:
-        raise DataError(f"{discovery.root}: no label files found")
-    return discovery.examples
 
 
 def _training_notes(info: dict) -> list[str]:
@@ -204,8 +135,8 @@ def synthesize_folder(
 
     Raises crn_tf.data.DataError naming the file for missing, unreadable or unknown-valued inputs.
     """
-    from crn_tf.data import make_layout_dataset, probe, read_image
-    from crn_tf.nn.inference import synthesize
+    from crn_tf.core.page import PageEntry, write_page
+    from crn_tf.data import read_image, scan_dataset
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -215,45 +146,30 @@ def synthesize_folder(
     if label_set is None:
         from crn_tf.labels import CITYSCAPES as label_set
     out_dir = os.fspath(out_dir)
-    examples = _find_layouts(labels, split, images_dir)
-    banded, reason = choose_low_memory(low_memory, model, min(batch_size, max(1, len(examples))))
+    # Photos are optional and only shown on the page, so they are found but not probed: a photo
+    # without a label, or of another size than its label, is no problem here.
+    layouts = scan_dataset(labels, split=split, label_set=label_set, images="optional", images_dir=images_dir,
+                           check_photos=False).usable()
+    banded, reason = choose_low_memory(low_memory, model, min(batch_size, max(1, len(layouts))))
     num_images = int(model.num_images)
-    _check_names([e.stem for e in examples], num_images)
-    sizes = [probe(e.label_path).size for e in examples] if keep_size else None
-
-    dataset = make_layout_dataset(examples, model.output_size, label_set, batch_size)
-    os.makedirs(os.path.join(out_dir, PAGE_DIR), exist_ok=True)
-
-    from crn_tf.core.page import PageEntry, write_page
-
-    written: list[str] = []
     entries: list[PageEntry] = []
-    bar = Progress(len(examples), "synthesizing", enabled=progress)
-    for layout, _, index in _batches(dataset, examples, label_set, -(-len(examples) // batch_size)):
-        images = to_uint8(synthesize(model, layout, low_memory=banded).numpy())  # (B, k, H, W, 3)
-        classes = onehot_to_classes(layout.numpy())  # (B, H, W)
-        for item, example_index in enumerate(np.asarray(index).tolist()):
-            example = examples[example_index]
-            size = tuple(sizes[example_index]) if keep_size else tuple(model.output_size)
-            outputs = [_resize(image, size) for image in images[item]]
-            names = output_names(example.stem, num_images)
-            for name, image in zip(names, outputs):
-                save_image(os.path.join(out_dir, name), image)
-            if num_images > 1:
-                save_image(os.path.join(out_dir, names[-1]), make_grid(np.stack(outputs)))
-            written += [os.path.join(out_dir, name) for name in names]
 
-            layout_name = os.path.join(PAGE_DIR, f"{example.stem}_layout.png")
-            colors = _resize(classes_to_colors(classes[item], label_set), size, nearest=True)
-            save_image(os.path.join(out_dir, layout_name), colors)
-            reference_name = None
-            if example.image_path:
-                reference_name = os.path.join(PAGE_DIR, f"{example.stem}_real.jpg")
-                photo = resize_photo_array(read_image(example.image_path), size, photo_resize)
-                save_image(os.path.join(out_dir, reference_name), photo, quality=90)
-            entries.append(PageEntry(example.stem, layout_name, tuple(names[:num_images]), reference_name))
-            bar.update()
-    bar.close()
+    def add_to_page(example, classes: np.ndarray, size: tuple[int, int]) -> None:
+        """Writes the page's colourised layout (from the class ids) and real photo of one layout."""
+        os.makedirs(os.path.join(out_dir, PAGE_DIR), exist_ok=True)
+        layout_name = os.path.join(PAGE_DIR, f"{example.stem}_layout.png")
+        save_image(os.path.join(out_dir, layout_name), resize_image(classes_to_colors(classes, label_set), size,
+                                                                     nearest=True))
+        reference_name = None
+        if example.image_path:
+            reference_name = os.path.join(PAGE_DIR, f"{example.stem}_real.jpg")
+            photo = resize_photo_array(read_image(example.image_path), size, photo_resize)
+            save_image(os.path.join(out_dir, reference_name), photo, quality=90)
+        images = tuple(name for _, name in image_names(example.stem, num_images))
+        entries.append(PageEntry(example.stem, layout_name, images, reference_name))
+
+    written = synthesize_to_folder(model, layouts, out_dir, batch_size=batch_size, grid=True, keep_size=keep_size,
+                                   low_memory=banded, progress=progress, on_layout=add_to_page)
 
     entries.sort(key=lambda e: e.stem)
     height, width = model.output_size

@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, a fixed seed, and the `slow` marker."""
+"""Shared test set-up: quiet TensorFlow, a fixed seed, the `slow` marker, and call counters of the data path."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,3 +31,36 @@ def vgg():
     from crn_tf.loss.vgg import VGG19Features
 
     return VGG19Features(None)
+
+
+def count_calls(monkeypatch, counts, module, name, key=None):
+    """Replaces `module.name` by a wrapper that counts its calls under `key` (default: name)."""
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        counts[key or name] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+def data_path_counters(monkeypatch):
+    """Counts, over every module of the data path, the scans, discoveries, header probes (cache hits
+    included) and label-set resolutions."""
+    import collections
+
+    import crn_tf.data.pipeline
+    import crn_tf.data.readers
+    import crn_tf.data.scan
+    import crn_tf.data.sources
+    import crn_tf.training.data
+
+    counts = collections.Counter()
+    count_calls(monkeypatch, counts, crn_tf.data.readers, "_probe_cached", "probe")
+    for module in (crn_tf.data.scan, crn_tf.data.sources):
+        count_calls(monkeypatch, counts, module, "discover")
+    for module in (crn_tf.training.data, crn_tf.data.pipeline):
+        count_calls(monkeypatch, counts, module, "scan_dataset")
+    for module in (crn_tf.data.scan, crn_tf.data.pipeline):
+        count_calls(monkeypatch, counts, module, "resolve_label_set")
+    return counts

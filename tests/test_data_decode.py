@@ -4,7 +4,15 @@ import pytest
 import tensorflow as tf
 
 from crn_tf.data import decode
-from crn_tf.labels import CITYSCAPES, LABEL_FORMATS, UNKNOWN, LabelClass, LabelSet, classify_values, pack_rgb
+from crn_tf.labels import (
+    CITYSCAPES,
+    LABEL_FORMATS,
+    UNKNOWN,
+    LabelClass,
+    LabelSet,
+    classify_values,
+    pack_rgb,
+)
 
 OWN = LabelSet("own", (LabelClass("a", 3, (10, 20, 30)), LabelClass("b", 9, (10, 20, 31)), LabelClass("c", 4, (0, 0, 0))),
                void_ids=(0, 200, 0), void_colors=((10, 21, 30), (10, 21, 30)))  # a void value listed twice

@@ -201,12 +201,25 @@ def test_labels_only_layout_dataset(tmp_path):
     dataset = make_layout_dataset(examples, size=(8, 16), batch_size=2)
     batches = list(dataset)
     assert [tuple(b[0].shape) for b in batches] == [(2, 8, 16, 20), (1, 8, 16, 20)]
-    stems = [s.decode() for b in batches for s in b[1].numpy()]
-    indices = [int(i) for b in batches for i in b[2].numpy()]
+    stems = [s.decode() for b in batches for s in b[2].numpy()]
+    indices = [int(i) for b in batches for i in b[3].numpy()]
     assert stems == ["s000", "s001", "s002"] and indices == [0, 1, 2]
     native = next(iter(make_layout_dataset(root)))
     assert native[0].shape == (1, 10, 18, 20) and label_size(examples[0]) == (10, 18)
     np.testing.assert_array_equal(onehot_to_classes(native[0].numpy()[0]), read_label(examples[0].label_path))
+    np.testing.assert_array_equal(native[1].numpy()[0], read_label(examples[0].label_path))
+
+
+@pytest.mark.parametrize("label_format", ["colors", "ids"])
+def test_layout_dataset_class_ids_are_the_argmax_of_its_one_hot_with_void(tmp_path, label_format):
+    """The class-id map beside the one-hot: channel argmax, the last (void) channel as 255, resized alike."""
+    root = write_pairs(tmp_path, 3, size=(12, 20), label_format=label_format)
+    for layout, classes, _, _ in make_layout_dataset(find_examples(root, images="none"), size=(6, 10), batch_size=2):
+        layout, classes = layout.numpy(), classes.numpy()
+        channel = np.argmax(layout, axis=-1)
+        assert classes.dtype == np.uint8 and classes.shape == layout.shape[:-1]
+        np.testing.assert_array_equal(classes, np.where(channel == layout.shape[-1] - 1, 255, channel))
+        assert (classes == 255).any() and (classes < 19).any()  # both kinds of pixel were there
 
 
 def test_rgba_grey_and_palette_photos_are_read_as_rgb_with_a_warning(tmp_path):

@@ -11,7 +11,13 @@ from crn_tf.data.readers import (
     read_label,
     read_label_values,
 )
-from crn_tf.labels import LabelClass, LabelSet, classes_to_colors, classes_to_ids, classify_values
+from crn_tf.labels import (
+    LabelClass,
+    LabelSet,
+    classes_to_colors,
+    classes_to_ids,
+    classify_values,
+)
 
 SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
     [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),

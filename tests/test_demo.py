@@ -74,11 +74,6 @@ def _expected(model, classes):
     return to_uint8(model(classes_to_onehot(classes[None], model.num_classes)).numpy()[0])
 
 
-def test_output_names():
-    assert output_names("a", 1) == ["a.png"]
-    assert output_names("a", 3) == ["a.png", "a_1.png", "a_2.png", "a_grid.png"]
-
-
 def test_cityscapes_tree_pixels_match_model(k1, city, tmp_path, capsys):
     from crn_tf.labels import ids_to_classes
 
@@ -218,6 +213,31 @@ def test_bad_inputs_are_one_line_errors(k1, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--mixed-precision", "fp8"])
     assert exit_info.value.code == 2
+
+
+def test_a_bad_label_is_named_from_its_example_not_from_the_error_text(k1, tmp_path, capsys):
+    """A batch that fails to decode: the file comes from the batch's examples (the NumPy reader re-reads them),
+    also for corrupt pixel data, whose TensorFlow error names no file."""
+    checkpoint, _ = k1
+    rng = np.random.default_rng(1)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i in range(3):
+        classes = rng.integers(0, 19, (HEIGHT, WIDTH)).astype(np.uint8)
+        Image.fromarray(classes_to_colors(classes)).save(labels / f"s{i}.png")
+    colors = _read(labels / "s1.png").copy()
+    colors[10:12, 20:22] = (1, 2, 3)  # the 4 pixels survive the (identity) resize
+    Image.fromarray(colors).save(labels / "s1.png")
+    base = ["--checkpoint", checkpoint, "--labels", str(labels), "--out", str(tmp_path / "out"), "--batch-size", "2"]
+    message = _error(base, capsys)
+    assert message == f"crn-demo: error: {labels / 's1.png'}: colours that are neither a class nor void in the " \
+                      "cityscapes label set: (1,2,3) (4 pixels)"
+    Image.fromarray(classes_to_colors(np.zeros((HEIGHT, WIDTH), np.uint8))).save(labels / "s1.png")
+    data = bytearray((labels / "s2.png").read_bytes())
+    data[200:400] = bytes(200)  # header and IEND intact: only decoding finds it
+    (labels / "s2.png").write_bytes(bytes(data))
+    message = _error(base, capsys)
+    assert message.startswith(f"crn-demo: error: {labels / 's2.png'}: corrupt PNG data"), message
 
 
 def test_colliding_output_names_are_refused(k9, tmp_path, capsys):

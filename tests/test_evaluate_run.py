@@ -89,12 +89,6 @@ def test_synthesis_is_resumable(world, tmp_path):
 
 
 def test_k_image_models_score_one_image_or_all(world, tmp_path):
-    from crn_tf.evaluate.synthesize import synthesized_names
-
-    assert synthesized_names("s", 9, 4) == [(4, "s.png")]
-    assert synthesized_names("s", 3, "all") == [(0, "s.png"), (1, "s_1.png"), (2, "s_2.png")]
-    with pytest.raises(ValueError, match="outside 0..2"):
-        synthesized_names("s", 3, 3)
     model = CRN(output_size=SIZE, num_images=3, widths=(8, 8, 8, 8))
     model.build()
     examples = find_examples(world["city"], split="val", label_set=CITYSCAPES, images="none")[:2]
@@ -185,6 +179,25 @@ def test_cli_errors_are_one_line(world, tmp_path, capsys):
     assert "nope.tgz" in err and "inception-2015-12-05.tgz" in err
     code = main([world["city"], "--checkpoint", world["checkpoint"], "--out", str(tmp_path / "out")])
     assert code == 2 and "nothing to measure" in capsys.readouterr().err
+
+
+def test_a_bad_label_stops_the_evaluation_naming_its_file(world, tmp_path, capsys):
+    import shutil
+
+    from crn_tf.evaluate.__main__ import main
+
+    city = tmp_path / "city"
+    shutil.copytree(world["city"], city)
+    examples = find_examples(str(city), split="val", label_set=CITYSCAPES)
+    bad = examples[2].label_path
+    ids = np.asarray(Image.open(bad)).copy()
+    ids[20:24, 40:44] = 200  # not a Cityscapes id; kept by the 2x nearest resize (even rows and columns)
+    Image.fromarray(ids).save(bad)
+    code = main([str(city), "--checkpoint", world["checkpoint"], "--segmenter", world["segmenter"], "--out",
+                 str(tmp_path / "out"), "--batch-size", "3", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"crn-evaluate: error: {bad}: ids outside the cityscapes label set") and "id 200" in err, err
 
 
 def test_markdown_table_sets_measured_beside_published():

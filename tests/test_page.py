@@ -6,7 +6,14 @@ import re
 
 import numpy as np
 
-from crn_tf.core.page import PageEntry, html_document, json_script, render_page, url_attribute, write_document
+from crn_tf.core.page import (
+    PageEntry,
+    html_document,
+    json_script,
+    render_page,
+    url_attribute,
+    write_document,
+)
 from crn_tf.evaluate.study import render_page as render_study_page
 from crn_tf.labels import CITYSCAPES
 from crn_tf.training.visualizer import Visualizer

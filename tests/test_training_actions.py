@@ -9,7 +9,13 @@ from conftest import write_city
 from crn_tf.labels import CITYSCAPES
 from crn_tf.loss.perceptual import CRNLoss
 from crn_tf.nn.model import CRN
-from crn_tf.training.actions import Action, Loop, SaveCheckpoint, ShowProgress, WriteLossLog
+from crn_tf.training.actions import (
+    Action,
+    Loop,
+    SaveCheckpoint,
+    ShowProgress,
+    WriteLossLog,
+)
 from crn_tf.training.callbacks import LossLog
 from crn_tf.training.data import EpochData
 from crn_tf.training.loop import CRNTrainer

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_city
+from conftest import data_path_counters, write_city
 
 from crn_tf.labels import CITYSCAPES
 from crn_tf.loss.perceptual import CRNLoss
@@ -230,7 +230,7 @@ def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
     assert not (tmp_path / "other").exists()
 
 
-def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path, capsys):
+def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tmp_path, capsys, monkeypatch):
     from crn_tf.core.logs import cli_logging
     from crn_tf.training.options import TrainOptions
     from crn_tf.training.run import train
@@ -244,7 +244,11 @@ def test_train_end_to_end_writes_the_run_dir_and_resume_beats_init_from(city, tm
             result = train(options)
         return result, capsys.readouterr().err
 
+    counts = data_path_counters(monkeypatch)
     first, log = run(tmp_path / "a", steps=8)  # one epoch: 8 examples
+    # Each source (data, val_data) is discovered, probed and its label set resolved once, by its scan.
+    assert (counts["scan_dataset"], counts["discover"], counts["resolve_label_set"]) == (2, 2, 2), counts
+    monkeypatch.undo()
     assert "training from scratch" in log and "[default: auto]" in log
     assert "\nepoch 1/1 [########################] 8/8 loss " in log  # the progress bar's last line
     assert f"try it: python demo.py --checkpoint {tmp_path / 'a'}" in log

@@ -17,7 +17,7 @@ from crn_tf.data.readers import (
     read_image,
     read_label,
 )
-from crn_tf.data.scan import ScanReport, scan_dataset
+from crn_tf.data.scan import ScannedExamples, ScanReport, scan_dataset
 from crn_tf.data.sources import Example, Problem, discover, find_examples
 
 __all__ = [
@@ -25,14 +25,17 @@ __all__ = [
     "Example",
     "IMAGE_EXTENSIONS",
     "LABEL_FORMATS",
+    "LayoutBatch",
     "Problem",
     "ScanReport",
+    "ScannedExamples",
     "classes_to_layout",
     "discover",
     "example_dataset",
     "find_examples",
     "label_size",
     "label_sizes",
+    "layout_batches",
     "make_dataset",
     "make_layout_dataset",
     "probe",
@@ -41,7 +44,8 @@ __all__ = [
     "scan_dataset",
 ]
 
-_PIPELINE = ("classes_to_layout", "example_dataset", "label_size", "label_sizes", "make_dataset", "make_layout_dataset")
+_PIPELINE = ("LayoutBatch", "classes_to_layout", "example_dataset", "label_size", "label_sizes", "layout_batches",
+             "make_dataset", "make_layout_dataset")
 
 
 def __getattr__(name):

@@ -15,7 +15,13 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from crn_tf.labels import CITYSCAPES, LABEL_FORMATS, LabelError, LabelSet, values_to_classes
+from crn_tf.labels import (
+    CITYSCAPES,
+    LABEL_FORMATS,
+    LabelError,
+    LabelSet,
+    values_to_classes,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 """Photo file types the readers accept (labels must be PNG: JPEG changes colours and ids)."""

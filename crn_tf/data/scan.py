@@ -2,6 +2,8 @@
 
 `scan_dataset` is what `python -m crn_tf.data.check` prints and what `make_dataset` and
 train.py run up front, so bad files stop a run before step 0 with a message naming them.
+`ScanReport.usable()` hands the result on as `ScannedExamples` (the examples, each label's size,
+the label set): the pipelines read that as it is, so a run discovers and probes its files once.
 The default scan reads only file names and image headers (plus the last bytes of each
 file, which finds truncated PNGs): seconds for all of Cityscapes. `decode=True` also
 decodes every file to find corrupt data, ids or colours outside the label set, and the
@@ -13,13 +15,19 @@ import collections
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from crn_tf.core.progress import Progress
-from crn_tf.data.readers import DataError, check_photo_mode, label_format_for, probe, read_label_values
+from crn_tf.data.readers import (
+    DataError,
+    check_photo_mode,
+    label_format_for,
+    probe,
+    read_label_values,
+)
 from crn_tf.data.sources import (
     Discovery,
     Example,
@@ -28,7 +36,14 @@ from crn_tf.data.sources import (
     discover,
     usable_examples,
 )
-from crn_tf.labels import CITYSCAPES, VOID, LabelSet, class_names, classify_values, resolve_label_set
+from crn_tf.labels import (
+    CITYSCAPES,
+    VOID,
+    LabelSet,
+    class_names,
+    classify_values,
+    resolve_label_set,
+)
 
 _KIND_TITLES = {
     "empty": "no data",
@@ -42,6 +57,53 @@ _KIND_TITLES = {
     "photo-mode": "photos converted to RGB",
     "absent-class": "classes that never appear",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class ScannedExamples:
+    """Examples that passed the scan, passed down so that nothing is discovered or probed again.
+
+    Attributes:
+        examples: the examples, in reading order.
+        sizes: each example's label (height, width) from its header, in the same order (None
+            where unknown: a list of examples read without a scan).
+        label_set: the label set the labels are read with.
+        source: where the examples were found (for messages).
+    """
+
+    examples: tuple[Example, ...]
+    sizes: tuple[tuple[int, int] | None, ...]
+    label_set: LabelSet
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.examples) != len(self.sizes):
+            raise ValueError(f"{len(self.examples)} examples but {len(self.sizes)} sizes")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @classmethod
+    def from_headers(cls, examples: Sequence[Example], label_set: LabelSet, source: str = "") -> ScannedExamples:
+        """Examples checked elsewhere, with the label sizes their headers give (None if unreadable)."""
+        sizes = []
+        for example in examples:
+            try:
+                sizes.append(probe(example.label_path).size)
+            except DataError:
+                sizes.append(None)
+        return cls(tuple(examples), tuple(sizes), label_set, source)
+
+    def take(self, indices: Iterable[int]) -> ScannedExamples:
+        """The examples at `indices`, in that order (an epoch's order, a shard, the first n)."""
+        indices = [int(i) for i in indices]
+        return dataclasses.replace(self, examples=tuple(self.examples[i] for i in indices),
+                                   sizes=tuple(self.sizes[i] for i in indices))
+
+    @property
+    def native_sizes(self) -> set[tuple[int, int]] | None:
+        """The set of the labels' (height, width), or None if any is unknown."""
+        return None if any(s is None for s in self.sizes) else set(self.sizes)
 
 
 @dataclasses.dataclass
@@ -83,8 +145,17 @@ class ScanReport:
 
     def usable_examples(self, skip_bad: bool = False, where: str = "") -> list[Example]:
         """The good examples; the errors raise one DataError, or with `skip_bad` one warning
-        (`crn_tf.data.sources.usable_examples`)."""
+        (`crn_tf.data.sources.usable_examples`). A source that cannot be read at all (no such
+        folder, no label files) raises its own message, as `find_examples` does."""
+        if self.kind == "none":
+            raise DataError(self.problems[0].message)
         return usable_examples(self.examples, self.errors, self.source, skip_bad, where)
+
+    def usable(self, skip_bad: bool = False, where: str = "") -> ScannedExamples:
+        """`usable_examples` with each label's size and the label set: what the pipelines read."""
+        examples = self.usable_examples(skip_bad, where)
+        return ScannedExamples(tuple(examples), tuple(self.label_sizes[e.stem] for e in examples), self.label_set,
+                               self.source)
 
     def format(self, command: str | None = None) -> str:
         """The human-readable report of `python -m crn_tf.data.check`."""
@@ -149,6 +220,7 @@ def scan_dataset(
     decode: bool = False,
     progress: bool = False,
     workers: int | None = None,
+    check_photos: bool = True,
 ) -> ScanReport:
     """Checks a dataset without training on it; never raises for problems in the data.
 
@@ -162,6 +234,8 @@ def scan_dataset(
             label set, and counts the pixels of each class. About 20 ms per 1024x2048 pair.
         progress: print a progress bar to stderr (for the decoding pass).
         workers: threads for the decoding pass (PIL releases the GIL). Default: CPU count.
+        check_photos: False finds the photos without probing them (the demo and the evaluation
+            only show or resize them, at any size).
 
     Returns a ScanReport; `report.raise_if_bad()` turns its errors into one DataError.
     """
@@ -187,7 +261,7 @@ def scan_dataset(
     problems = list(discovery.problems)
     good, sizes = [], {}
     for example in discovery.examples:
-        size = _check_headers(example, problems)
+        size = _check_headers(example if check_photos else dataclasses.replace(example, image_path=None), problems)
         if size is not None:
             good.append(example)
             sizes[example.stem] = size

@@ -107,7 +107,7 @@ def evaluate(options: EvaluationOptions) -> dict:
     Returns the report dict. Raises ValueError subclasses (DataError, CheckpointError,
     InceptionError, SegmenterError) and FileNotFoundError with messages naming the file.
     """
-    from crn_tf.data import discover, find_examples
+    from crn_tf.data import scan_dataset
     from crn_tf.evaluate.report import write_report
     from crn_tf.evaluate.synthesize import (
         existing_synthesized,
@@ -147,17 +147,21 @@ def evaluate(options: EvaluationOptions) -> dict:
 
     need_photos = (options.inception is not None or options.segment_real) and options.real is None
     images_mode = "required" if need_photos else "optional"
-    examples = find_examples(options.data, split=options.split, label_set=label_set, images=images_mode,
-                             images_dir=options.images_dir)
-    data_format = discover(options.data, split=options.split, images=images_mode, images_dir=options.images_dir).kind
+    # One scan: the layouts with their sizes; photos are found, not probed (they are resized to the
+    # evaluation size whatever their own).
+    scan = scan_dataset(options.data, split=options.split, label_set=label_set, images=images_mode,
+                        images_dir=options.images_dir, check_photos=False)
+    data_format = scan.kind
+    layouts = scan.usable()
     if options.limit is not None:
-        examples = examples[: options.limit]
+        layouts = layouts.take(range(min(options.limit, len(layouts))))
+    examples = list(layouts.examples)
 
     # --- the synthesized images ---
     if model is not None:
         synthesized_dir = os.path.join(out, "synthesized")
         _log(options, f"synthesizing {len(examples)} layouts into {synthesized_dir}")
-        synthesized = synthesize_split(model, examples, synthesized_dir, label_set, options.batch_size,
+        synthesized = synthesize_split(model, layouts, synthesized_dir, label_set, options.batch_size,
                                        options.image_index, options.progress, options.low_memory)
         size = tuple(model.output_size)
         per_layout = int(model.num_images)

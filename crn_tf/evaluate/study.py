@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.core.files import write_atomic
-from crn_tf.core.page import html_document, json_script
 from crn_tf.core.logs import cli_main
+from crn_tf.core.page import html_document, json_script
 from crn_tf.core.quiet import quiet_start
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")

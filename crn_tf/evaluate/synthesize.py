@@ -12,31 +12,22 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from crn_tf.core.images import image_file_name, save_image, to_uint8
+from crn_tf.core.images import save_image
 from crn_tf.core.progress import Progress
 from crn_tf.data.resize import MATLAB_BICUBIC, imresize_uint8
+from crn_tf.data.scan import ScannedExamples
+from crn_tf.data.sources import Example
+from crn_tf.synthesis import image_names as synthesized_names  # noqa: F401  (part of this module's API)
+from crn_tf.synthesis import synthesize_to_folder
 
 REAL_RESIZE = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
                "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX, MATLAB_BICUBIC: None}
 """--real-resize choices: PIL filters, and MATLAB's bicubic imresize (the original's training photos)."""
 
 
-def synthesized_names(stem: str, num_images: int, image_index: int | str) -> list[tuple[int, str]]:
-    """(image j, file name) pairs written per layout: `<stem>.png` for image 0, `<stem>_<j>.png` after.
-
-    `image_index` is one j, or "all" for every image of a k-image model (crn-demo's naming).
-    """
-    if image_index == "all":
-        return [(j, image_file_name(stem, j)) for j in range(num_images)]
-    j = int(image_index)
-    if not 0 <= j < num_images:
-        raise ValueError(f"image index {j} is outside 0..{num_images - 1} (the model makes {num_images} images)")
-    return [(j, image_file_name(stem, 0))]  # the scored image is read as <stem>.png
-
-
 def synthesize_split(
     model,
-    examples: Sequence,
+    examples: Sequence[Example] | ScannedExamples,
     out_dir: str | os.PathLike,
     label_set=None,
     batch_size: int = 4,
@@ -44,36 +35,24 @@ def synthesize_split(
     progress: bool = True,
     low_memory: bool | str = "auto",
 ) -> list[str]:
-    """Runs `model` over `examples` (crn_tf.data.Example) and writes `<stem>.png` into `out_dir`.
+    """Runs `model` over `examples` and writes `<stem>.png` into `out_dir` (`crn_tf.synthesis`).
 
-    Layouts are read at the model's size, `batch_size` per call, through
-    `crn_tf.nn.inference.synthesize` (`low_memory`: auto / on / off, its banded pass for large outputs).
-    Layouts whose files exist are skipped (resume). Returns the written or existing paths, in
-    example order.
+    `examples`: the scanned layouts (`scan_dataset(...).usable()`, read with their label set),
+    or a list of `crn_tf.data.Example`s, whose label headers are scanned here with `label_set`
+    (default: the model's). Layouts are read at the
+    model's size, `batch_size` per call, through `crn_tf.nn.inference.synthesize` (`low_memory`:
+    auto / on / off, its banded pass for large outputs). `image_index`: the image j written as
+    `<stem>.png`, or "all" (crn-demo's names). Layouts whose files exist are skipped (resume).
+    Returns the written or existing paths, in example order. A layout that cannot be read
+    raises a DataError naming its file.
     """
-    from crn_tf.data import make_layout_dataset
-    from crn_tf.nn.inference import synthesize
+    from crn_tf.data import scan_dataset
 
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    num_images = int(model.num_images)
     label_set = label_set or model.label_set
-    names = {e.stem: synthesized_names(e.stem, num_images, image_index) for e in examples}
-    todo = [e for e in examples if not all(os.path.exists(os.path.join(out_dir, n)) for _, n in names[e.stem])]
-    bar = Progress(len(examples), "synthesizing", enabled=progress)
-    bar.update(len(examples) - len(todo))
-    if todo:
-        dataset = make_layout_dataset(list(todo), tuple(model.output_size), label_set, batch_size)
-        for layout, _, index in dataset:
-            images = to_uint8(synthesize(model, layout, low_memory=low_memory).numpy())  # [B, k, H, W, 3]
-            for item, example_index in enumerate(np.asarray(index).tolist()):
-                for j, name in names[todo[example_index].stem]:
-                    save_image(os.path.join(out_dir, name), images[item, j])
-            bar.update(len(images))
-    bar.close()
-    return [os.path.join(out_dir, n) for e in examples for _, n in names[e.stem]]
+    if not isinstance(examples, ScannedExamples):
+        examples = scan_dataset(list(examples), label_set=label_set, images="optional", check_photos=False).usable()
+    return synthesize_to_folder(model, examples, out_dir, batch_size=batch_size, image_index=image_index,
+                                resume=True, low_memory=low_memory, progress=progress)
 
 
 def existing_synthesized(examples: Sequence, folder: str | os.PathLike) -> list[str]:

@@ -1,10 +1,12 @@
 """Training data with a resumable order: a seeded shuffle per epoch, fixed by (seed, epoch).
 
 The examples are scanned once up front (`crn_tf.data.scan_dataset`: bad files stop the run
-before step 0). Each epoch's order is a permutation drawn from `numpy.random.default_rng((seed,
-epoch))`, so a run stopped at (epoch, position) continues with the very same batches: the
-epoch's dataset is rebuilt and its first `position` batches skipped. Under tf.distribute each
-input pipeline reads every n-th example of that order (`make_dataset(input_context=...)`).
+before step 0); what the scan found (`ScannedExamples`: examples, label sizes, label set) is
+what every epoch's pipeline reads, so nothing is discovered or probed again. Each epoch's
+order is a permutation drawn from `numpy.random.default_rng((seed, epoch))`, so a run stopped
+at (epoch, position) continues with the very same batches: the epoch's dataset is rebuilt and
+its first `position` batches skipped. Under tf.distribute each input pipeline reads every n-th
+example of that order (`make_dataset(input_context=...)`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import tensorflow as tf
 from crn_tf.data.pipeline import make_dataset
 from crn_tf.data.readers import DataError
 from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, check_photo_resize
-from crn_tf.data.scan import scan_dataset
+from crn_tf.data.scan import ScannedExamples, scan_dataset
 from crn_tf.data.sources import Example, Source
 from crn_tf.labels import LabelSet
 
@@ -28,7 +30,7 @@ class EpochData:
         source: a Cityscapes root, label folder, paired folder (anything `find_examples`
             takes) or a list of `Example`s.
         size: (height, width) of the training images.
-        label_set: the label set of the layouts.
+        label_set: the label set of the layouts (LabelSet, "cityscapes" or a JSON path).
         split: the split to read.
         global_batch_size: examples per step over all replicas; an epoch is
             `len(examples) // global_batch_size` steps (the remainder waits for the next epoch's order).
@@ -38,14 +40,15 @@ class EpochData:
         photo_resize: how photos reach `size`: "matlab-bicubic" (the original's) or "area".
     """
 
-    def __init__(self, source: Source | Sequence[Example], size: tuple[int, int], label_set: LabelSet,
+    def __init__(self, source: Source | Sequence[Example], size: tuple[int, int], label_set: LabelSet | str,
                  split: str = "train", global_batch_size: int = 1, seed: int = 0, shuffle: bool = True,
                  skip_bad: bool = False, photo_resize: str = DEFAULT_PHOTO_RESIZE):
         report = scan_dataset(source, split=split, label_set=label_set)
         self.source = report.source
-        self.examples: list[Example] = report.usable_examples(skip_bad, where=f" in split {split!r}")
+        self.scanned: ScannedExamples = report.usable(skip_bad, where=f" in split {split!r}")
+        self.examples: list[Example] = list(self.scanned.examples)
         self.size = (int(size[0]), int(size[1]))
-        self.label_set = label_set
+        self.label_set = self.scanned.label_set
         self.global_batch_size = int(global_batch_size)
         self.seed = int(seed)
         self.shuffle = shuffle
@@ -64,19 +67,22 @@ class EpochData:
     def steps_per_epoch(self) -> int:
         return len(self.examples) // self.global_batch_size
 
+    def _permutation(self, epoch: int) -> np.ndarray:
+        """Positions of epoch `epoch`'s order in `examples` (file order without `shuffle`)."""
+        if not self.shuffle:
+            return np.arange(len(self.examples))
+        return np.random.default_rng((self.seed, int(epoch))).permutation(len(self.examples))
+
     def order(self, epoch: int) -> list[Example]:
         """The examples in epoch `epoch`'s order (0-based), the same in every run with this seed."""
-        if not self.shuffle:
-            return list(self.examples)
-        permutation = np.random.default_rng((self.seed, int(epoch))).permutation(len(self.examples))
-        return [self.examples[i] for i in permutation]
+        return [self.examples[i] for i in self._permutation(epoch)]
 
     def dataset(self, epoch: int, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """Epoch `epoch`'s batches (per replica under `input_context`), repeated so every input
         pipeline can deliver `steps_per_epoch` batches even when the shards are uneven."""
         dataset = make_dataset(
-            self.order(epoch), size=self.size, label_set=self.label_set, batch_size=self.global_batch_size,
-            shuffle=False, deterministic=True, drop_remainder=True, input_context=input_context, scan=False,
+            self.scanned.take(self._permutation(epoch)), size=self.size, batch_size=self.global_batch_size,
+            shuffle=False, deterministic=True, drop_remainder=True, input_context=input_context,
             photo_resize=self.photo_resize,
         )
         return dataset.repeat()
@@ -84,7 +90,7 @@ class EpochData:
     def samples(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The first `count` examples in file order: (images [n, H, W, 3], layouts [n, H, W, C+1])."""
         count = min(int(count), len(self.examples))
-        dataset = make_dataset(self.examples[:count], size=self.size, label_set=self.label_set, batch_size=count,
-                               deterministic=True, scan=False, photo_resize=self.photo_resize)
+        dataset = make_dataset(self.scanned.take(range(count)), size=self.size, batch_size=count, deterministic=True,
+                               photo_resize=self.photo_resize)
         images, layouts = next(iter(dataset))
         return images.numpy(), layouts.numpy()

@@ -22,7 +22,6 @@ import tensorflow as tf
 from crn_tf.core.files import WriteError
 from crn_tf.core.locks import DirectoryLock
 from crn_tf.core.sizes import parse_size
-from crn_tf.labels import resolve_label_set
 from crn_tf.nn.presets import get_preset, uses_diversity
 from crn_tf.training.actions import (
     ExportModel,
@@ -137,11 +136,11 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
 
     if smoke:
         ensure_synthetic_city(options.data)
-    label_set = resolve_label_set(options.label_set)
     preset_size = get_preset(options.preset).output_size
     size = parse_size(options.size) if options.size else preset_size
-    data = EpochData(options.data, size, label_set, options.split, options.batch_size, options.seed,
+    data = EpochData(options.data, size, options.label_set, options.split, options.batch_size, options.seed,
                      skip_bad=options.skip_bad, photo_resize=options.photo_resize)
+    label_set = data.label_set  # resolved once, by the scan
     samples_source = data
     if options.val_data:
         samples_source = EpochData(options.val_data, size, label_set, options.val_split, 1, shuffle=False,

@@ -164,8 +164,7 @@ def _validation_data(options: SegmenterOptions, size, label_set: LabelSet):
 
     val = EpochData(options.val_data or options.data, size, label_set, options.val_split, 1, shuffle=False,
                     skip_bad=options.skip_bad)
-    return make_dataset(val.examples, size=size, label_set=label_set, batch_size=options.batch_size,
-                        deterministic=True, scan=False), val.num_examples
+    return make_dataset(val.scanned, size=size, batch_size=options.batch_size, deterministic=True), val.num_examples
 
 
 def _format_scores(scores: dict) -> str:
@@ -204,7 +203,7 @@ def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
     model.build()
     class_weights = None
     if options.class_weights == "enet":
-        class_weights = enet_class_weights(class_pixel_counts(data.examples, size, label_set))
+        class_weights = enet_class_weights(class_pixel_counts(data.scanned, size, label_set))
         logger.info("class weights (enet): %s",
                     ", ".join(f"{n} {w:.3g}" for n, w in zip(label_set.names, class_weights)))
     trainer = SegmenterTrainer(model, _learning_rate(options, total), flip=options.flip, augment=options.augment,
