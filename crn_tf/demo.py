@@ -21,7 +21,7 @@ import numpy as np
 
 from crn_tf.core.images import make_grid, save_image
 from crn_tf.core.logs import cli_main
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.data.resize import (
     DEFAULT_PHOTO_RESIZE,
     PHOTO_RESIZE_METHODS,
@@ -230,8 +230,7 @@ def _one_line(error: Exception) -> str:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     if args.batch_size < 1:
         print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2

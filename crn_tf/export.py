@@ -32,7 +32,7 @@ from typing import Sequence
 
 from crn_tf.core.files import write_atomic
 from crn_tf.core.logs import cli_main
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.labels import VOID
 from crn_tf.nn.memory import add_low_memory_flag
 
@@ -342,8 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     from crn_tf.weights.checkpoint import CheckpointError, load_model
     from crn_tf.weights.download import resolve_checkpoint
 

@@ -38,7 +38,7 @@ from crn_tf.core.machine import (
     peak_rss_bytes,
 )
 from crn_tf.core.precision import BENCH_PRECISIONS, get_precision
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.core.sizes import parse_size
 from crn_tf.nn.presets import (
     DEFAULT_PRESET,
@@ -459,8 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     if args.worker:
         try:
             result = run_part(args.worker, BenchConfig(**json.loads(args.worker_config)))

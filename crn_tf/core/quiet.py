@@ -23,10 +23,11 @@ CRN_TF_VERBOSE=1 leaves TensorFlow's output exactly as TensorFlow writes it.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 VERBOSE_FLAG = "--verbose"
 VERBOSE_ENV = "CRN_TF_VERBOSE"
@@ -174,3 +175,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 if __name__ == "__main__":  # the filter process started by _filter_stderr
     run_filter()
+
+
+def parse_cli(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """A CLI's first line: `quiet_start(argv)`, then its parser's arguments."""
+    return build_parser().parse_args(quiet_start(argv))

@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.core.logs import cli_main
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.core.sizes import size_type
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
 from crn_tf.evaluate.synthesize import REAL_RESIZE
@@ -97,8 +97,7 @@ def options_from_args(args: argparse.Namespace) -> EvaluationOptions:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     from crn_tf.core.files import WRITE_FAILED_EXIT, WriteError
     from crn_tf.core.locks import LOCKED_EXIT, DirectoryLock, LockError
     from crn_tf.evaluate.run import evaluate

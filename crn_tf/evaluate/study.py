@@ -28,7 +28,7 @@ import numpy as np
 from crn_tf.core.files import write_atomic
 from crn_tf.core.logs import cli_main
 from crn_tf.core.page import html_document, json_script
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 ANSWERS_FORMAT = "crn_tf-study-answers"
@@ -308,8 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     try:
         study = write_study(args.a, args.b, args.out, args.name_a, args.name_b, args.num_pairs, args.seed,
                             args.time_limit, args.embed, args.title)

@@ -17,7 +17,7 @@ from typing import Sequence
 from scipy.stats import binomtest
 
 from crn_tf.core.logs import cli_main
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.evaluate.study import ANSWERS_FORMAT
 
 
@@ -136,8 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     if not 0 < args.confidence < 1:
         print(f"tally: error: --confidence must lie in (0, 1), got {args.confidence}", file=sys.stderr)
         return 2

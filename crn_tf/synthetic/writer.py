@@ -30,7 +30,7 @@ import numpy as np
 from crn_tf.core.images import save_png
 from crn_tf.core.logs import cli_main
 from crn_tf.core.progress import Progress
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.core.sizes import parse_size, size_type
 from crn_tf.labels import (
     CITYSCAPES,
@@ -291,8 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     if args.format == "label-folder":
         num_val = 0
     else:

@@ -24,7 +24,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.core.logs import cli_main
-from crn_tf.core.quiet import quiet_start
+from crn_tf.core.quiet import parse_cli
 from crn_tf.nn.presets import get_preset
 from crn_tf.weights.fetch import DownloadError, download_file
 
@@ -227,8 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = quiet_start(argv)
-    args = build_parser().parse_args(argv)
+    args = parse_cli(build_parser, argv)
     if args.retries < 0:
         print(f"crn-download: error: --retries must be >= 0, got {args.retries}", file=sys.stderr)
         return 2
