@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from crn_tf.core.logs import cli_logging
 from crn_tf.data import find_examples, make_dataset, probe
 from crn_tf.data.prepare import encode_label, main, prepare
 from crn_tf.labels import CITYSCAPES, LabelClass, LabelSet
@@ -78,12 +79,13 @@ def test_rerun_skips_complete_pairs_and_redoes_broken_ones(city, tmp_path, capsy
     broken.write_bytes(broken.read_bytes()[:40])  # a run killed mid-write would leave only a .tmp file
     os.remove(tmp_path / "train" / "labels" / f"{stems[2]}.png")
     mtime = os.path.getmtime(tmp_path / "train" / "labels" / f"{stems[0]}.png")
-    result = prepare(city, tmp_path, size=(16, 32), progress=True)
+    with cli_logging():  # as the CLI shows it: the skip line (a log record), then the progress bar
+        result = prepare(city, tmp_path, size=(16, 32), progress=True)
     assert (result["written"], result["skipped"]) == (2, 1)
     assert os.path.getmtime(tmp_path / "train" / "labels" / f"{stems[0]}.png") == mtime
     assert probe(broken).size == (16, 32)
     err = capsys.readouterr().err
-    assert "1 of 3 pairs already written" in err and "prepare train [" in err and "2/2" in err
+    assert err.startswith("prepare: 1 of 3 pairs already written, skipping them\nprepare train [") and "2/2" in err
     resized = prepare(city, tmp_path, size=(32, 64), progress=False)  # another size: everything again
     assert (resized["written"], resized["skipped"]) == (3, 0)
     assert not [n for n in os.listdir(tmp_path / "train" / "images") if ".tmp" in n]
