@@ -113,3 +113,29 @@ def test_fit_calls_the_actions_at_each_boundary_in_order(city, vgg, tmp_path):
     trainer.fit(data, fresh, epochs=2, actions=[again])
     assert again.calls[0] == ("epoch_begin", 4, (1, 1))
     assert again.calls[-3:] == [("epoch_end", 6, 2), ("save", 6, (2, 0)), ("train_end", 6, 2)]
+
+
+def test_a_signal_during_an_action_stops_at_that_step_with_its_checkpoint(city, vgg, tmp_path):
+    import os
+    import signal
+
+    keras.utils.set_random_seed(0)
+    model = CRN(output_size=SIZE, widths=(8, 8, 8, 8))
+    model.build()
+    trainer = CRNTrainer(model, CRNLoss(vgg), learning_rate=1e-3)
+    state = RunState(tmp_path, {"model": model, "optimizer": trainer.optimizer})
+
+    class TermAtStep2(Recorder):
+        def step_end(self, loop, logs):
+            super().step_end(loop, logs)
+            if loop.step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    recorder = TermAtStep2()
+    result = trainer.fit(EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0), state, epochs=2,
+                         log_every=10, save_every=100, actions=[recorder, SaveCheckpoint(state)])
+    # Step 2 was no boundary when it ran; the signal makes it the last one: checked, saved, stopped.
+    assert recorder.calls == [("epoch_begin", 0, (0, 0)), ("step_end", 1, False), ("step_end", 2, False),
+                              ("save", 2, (0, 2)), ("train_end", 2, 0)]
+    assert (result.status, result.step, os.path.basename(result.checkpoint)) == ("interrupted", 2, "ckpt-2")
+    assert result.last_loss is not None and np.isfinite(result.last_loss)

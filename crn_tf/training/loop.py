@@ -195,7 +195,7 @@ class CRNTrainer:
                 while not loop.epoch_done and not loop.finished:
                     pending.append(self.train_step(iterator))
                     loop.step, loop.position = loop.step + 1, loop.position + 1
-                    loop.stopping = stop.requested  # read once per step: a later signal stops after the next one
+                    loop.stopping = stop.requested
                     save_now = (loop.step % save_every == 0 or loop.epoch_done or loop.finished or loop.stopping)
                     logs = None
                     if save_now or loop.step % log_every == 0:
@@ -203,6 +203,11 @@ class CRNTrainer:
                         last_loss, pending, window_start = logs.loss, [], time.monotonic()
                     for action in actions:
                         action.step_end(loop, logs)
+                    if stop.requested and not loop.stopping:  # the signal came during this step's actions
+                        loop.stopping = True
+                        if not save_now:  # its losses are checked before the checkpoint, not logged
+                            last_loss = self._read_back(pending, loop.step, window_start).loss
+                            pending, save_now = [], True
                     if save_now:
                         if loop.epoch_done:
                             for action in actions:
