@@ -33,8 +33,8 @@ PRESET_LAYER_WEIGHTS: dict[str, tuple[float, ...]] = {name: row.layer_weights fo
 a view of the preset table (`crn_tf.nn.presets`)."""
 
 AUTO = "auto"
-DIVERSITY_MIN_WEIGHT = 0.999
 DIVERSITY_MEAN_WEIGHT = 0.001
+DIVERSITY_MIN_WEIGHT = 1.0 - DIVERSITY_MEAN_WEIGHT  # 0.999: the min always gets 1 minus the mean's weight
 DEFAULT_RESCALE_EPOCH = 100
 
 
