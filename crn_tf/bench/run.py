@@ -221,27 +221,21 @@ def measure_generator(config: BenchConfig) -> dict[str, Any]:
         forward = compile_pass(config.low_memory == "on")
         cpu_times = []
         times = time_runs(forward, config.runs, config.warmup, cpu_times)
-    peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
+    measured = _measured(forward, times, cpu_times, config, rss_before)
     per_layout = flops.generator_flops(model)
-    summary = summarize_times(times, cpu_times)
-    profile = _profile(forward) if config.profile else None
     path = {"off": "tf.function", "on": "tf.function, banded low-memory pass",
             "ab": "tf.function, banded low-memory pass (A/B against the plain pass)"}[config.low_memory]
     return {
         "what": "generator",
         "model": model_description(model),
         "path": path + (" + XLA" if config.xla else ""),
-        **summary,
-        "layouts_per_s": config.batch_size / summary["median_s"],
-        "images_per_s": config.batch_size * model.num_images / summary["median_s"],
+        "layouts_per_s": config.batch_size / measured["median_s"],
+        "images_per_s": config.batch_size * model.num_images / measured["median_s"],
         "flops_per_layout": per_layout,
-        "achieved_tflops": per_layout * config.batch_size / summary["median_s"] / 1e12,
+        "achieved_tflops": per_layout * config.batch_size / measured["median_s"] / 1e12,
         "traces": max(function.experimental_get_tracing_count() for function in compiled),
         "ab": ab,
-        "rss_before_model_bytes": rss_before,
-        "peak_rss_bytes": peak_rss,
-        "gpu_peak_bytes": gpu_peak,
-        "profile": profile,
+        **measured,
     }
 
 
@@ -274,10 +268,8 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
     step = lambda: _sync(trainer.train_step(iterator)[0])  # noqa: E731
     cpu_times = []
     times = time_runs(step, config.runs, config.warmup, cpu_times)
-    peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
+    measured = _measured(step, times, cpu_times, config, rss_before)
     step_flops = flops.train_step_flops(model)
-    summary = summarize_times(times, cpu_times)
-    profile = _profile(step) if config.profile else None
     return {
         "what": "train",
         "model": model_description(model),
@@ -286,18 +278,23 @@ def measure_train(config: BenchConfig) -> dict[str, Any]:
         "recompute": ("generator modules + VGG segments" if config.recompute_scope == "all" else "generator modules")
         if config.recompute else "off",
         "path": "tf.function step (CRNTrainer)" + (", XLA forward+backward" if config.xla else ""),
-        **summary,
-        "steps_per_s": 1.0 / summary["median_s"],
-        "layouts_per_s": config.batch_size / summary["median_s"],
+        "steps_per_s": 1.0 / measured["median_s"],
+        "layouts_per_s": config.batch_size / measured["median_s"],
         "flops_per_layout": step_flops.total,
         "flops_breakdown": step_flops.as_dict(),
-        "achieved_tflops": step_flops.total * config.batch_size / summary["median_s"] / 1e12,
+        "achieved_tflops": step_flops.total * config.batch_size / measured["median_s"] / 1e12,
         "traces": trainer.trace_count,
-        "rss_before_model_bytes": rss_before,
-        "peak_rss_bytes": peak_rss,
-        "gpu_peak_bytes": gpu_peak,
-        "profile": profile,
+        **measured,
     }
+
+
+def _measured(run: Callable[[], Any], times: list[float], cpu_times: list[float], config: BenchConfig,
+              rss_before: int | None) -> dict[str, Any]:
+    """What every measurement reports after its timed runs: the time summary, the memory peaks
+    (read right after the runs) and, with --profile, the op profile of one more run."""
+    peak_rss, gpu_peak = peak_rss_bytes(), gpu_peak_bytes()
+    return {**summarize_times(times, cpu_times), "rss_before_model_bytes": rss_before, "peak_rss_bytes": peak_rss,
+            "gpu_peak_bytes": gpu_peak, "profile": _profile(run) if config.profile else None}
 
 
 def _profile(run: Callable[[], Any]) -> dict[str, Any]:
