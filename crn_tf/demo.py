@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.core.images import make_grid, save_image
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import parse_cli
 from crn_tf.data.resize import (
     DEFAULT_PHOTO_RESIZE,
@@ -232,8 +232,7 @@ def _one_line(error: Exception) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_cli(build_parser, argv)
     if args.batch_size < 1:
-        print(f"crn-demo: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
-        return 2
+        return cli_error("crn-demo", f"--batch-size must be >= 1, got {args.batch_size}", 2)
     from crn_tf.core.precision import get_precision
     from crn_tf.data import DataError
     from crn_tf.labels import LabelError
@@ -260,8 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             photo_resize=args.photo_resize,
         )
     except (CheckpointError, DataError, LabelError) as error:
-        print(f"crn-demo: error: {_one_line(error)}", file=sys.stderr)
-        return 1
+        return cli_error("crn-demo", _one_line(error), 1)
     print(
         f"wrote {len(result.files)} image(s) for {result.num_layouts} layout(s) "
         f"(k = {result.num_images}) to {result.out_dir} in {result.seconds:.1f} s"

@@ -31,7 +31,7 @@ import sys
 from typing import Sequence
 
 from crn_tf.core.files import write_atomic
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import parse_cli
 from crn_tf.labels import VOID
 from crn_tf.nn.memory import add_low_memory_flag
@@ -353,8 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = export(model, args.out, tflite=args.tflite, overwrite=args.overwrite, onnx=args.onnx,
                         low_memory=args.low_memory)
     except (ExportError, CheckpointError) as error:
-        print(f"crn-export: error: {error}", file=sys.stderr)
-        return 1
+        return cli_error("crn-export", error, 1)
     height, width = model.output_size
     print(f"SavedModel written to {result.saved_model} ({'banded low-memory' if result.low_memory else 'plain'} "
           f"pass; {result.low_memory_reason})")

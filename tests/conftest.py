@@ -1,10 +1,18 @@
-"""Shared test set-up: quiet TensorFlow, a fixed seed, the `slow` marker, and call counters of the data path."""
+"""Shared test set-up: quiet TensorFlow, a fixed seed, the `slow` marker, call counters of the data path, SHAPES5."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+
+from crn_tf.labels import LabelClass, LabelSet
+
+# A five-class label set with ids 1..5 and void 0, other than Cityscapes' (the readers' and the
+# pipeline's tests of "any label set").
+SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
+    [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),
+    void_ids=(0,), void_colors=((0, 0, 0),))
 
 
 def pytest_configure(config):

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import SHAPES5
 from PIL import Image
 
 from crn_tf.data import (
@@ -18,16 +19,10 @@ from crn_tf.data import (
 )
 from crn_tf.labels import (
     CITYSCAPES,
-    LabelClass,
-    LabelSet,
     classes_to_colors,
     classes_to_ids,
     onehot_to_classes,
 )
-
-SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
-    [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),
-    void_ids=(0,), void_colors=((0, 0, 0),))
 
 
 def write_pairs(root, count, size=(24, 40), label_set=CITYSCAPES, label_format="colors", seed=0, split=None):

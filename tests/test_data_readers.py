@@ -1,6 +1,7 @@
 """crn_tf.data.readers: photos and labels from disk, header probes, errors naming the file."""
 import numpy as np
 import pytest
+from conftest import SHAPES5
 from PIL import Image
 
 from crn_tf.data.readers import (
@@ -12,16 +13,10 @@ from crn_tf.data.readers import (
     read_label_values,
 )
 from crn_tf.labels import (
-    LabelClass,
-    LabelSet,
     classes_to_colors,
     classes_to_ids,
     classify_values,
 )
-
-SHAPES5 = LabelSet("shapes5", tuple(LabelClass(n, i + 1, c) for i, (n, c) in enumerate(
-    [("a", (10, 20, 30)), ("b", (40, 50, 60)), ("c", (70, 80, 90)), ("d", (100, 110, 120)), ("e", (130, 140, 150))])),
-    void_ids=(0,), void_colors=((0, 0, 0),))
 
 
 @pytest.fixture

@@ -30,6 +30,15 @@ def city(tmp_path_factory):
     return write_city(tmp_path_factory, 3, 1, SIZE, seed=6)
 
 
+def small_trainer(vgg, tmp_path):
+    """A widths-8 CRN at SIZE, its trainer (Adam 1e-3) and a run state in `tmp_path`, seeded."""
+    keras.utils.set_random_seed(0)
+    model = CRN(output_size=SIZE, widths=(8, 8, 8, 8))
+    model.build()
+    trainer = CRNTrainer(model, CRNLoss(vgg), learning_rate=1e-3)
+    return model, trainer, RunState(tmp_path, {"model": model, "optimizer": trainer.optimizer})
+
+
 class Recorder(Action):
     """Writes down every call as (hook, step, what the hook is about)."""
 
@@ -63,11 +72,7 @@ def test_loop_counters_say_where_a_resumed_run_goes_on():
 
 
 def test_fit_calls_the_actions_at_each_boundary_in_order(city, vgg, tmp_path):
-    keras.utils.set_random_seed(0)
-    model = CRN(output_size=SIZE, widths=(8, 8, 8, 8))
-    model.build()
-    trainer = CRNTrainer(model, CRNLoss(vgg), learning_rate=1e-3)
-    state = RunState(tmp_path, {"model": model, "optimizer": trainer.optimizer})
+    model, trainer, state = small_trainer(vgg, tmp_path)
     data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
     losses, step_fn = [], trainer.train_step
 
@@ -119,11 +124,7 @@ def test_a_signal_during_an_action_stops_at_that_step_with_its_checkpoint(city, 
     import os
     import signal
 
-    keras.utils.set_random_seed(0)
-    model = CRN(output_size=SIZE, widths=(8, 8, 8, 8))
-    model.build()
-    trainer = CRNTrainer(model, CRNLoss(vgg), learning_rate=1e-3)
-    state = RunState(tmp_path, {"model": model, "optimizer": trainer.optimizer})
+    _, trainer, state = small_trainer(vgg, tmp_path)
 
     class TermAtStep2(Recorder):
         def step_end(self, loop, logs):

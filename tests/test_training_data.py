@@ -7,6 +7,7 @@ from conftest import count_calls, data_path_counters, write_city
 
 import crn_tf.data.readers
 from crn_tf.data import make_dataset, scan_dataset
+from crn_tf.data.readers import read_label
 from crn_tf.labels import CITYSCAPES
 from crn_tf.training.data import EpochData
 
@@ -33,9 +34,14 @@ def test_epochs_and_samples_read_the_scan_without_probing_again(city, monkeypatc
     for epoch in range(2):
         batches = list(data.dataset(epoch).take(data.steps_per_epoch))
         assert len(batches) == 3
-    images, layouts = data.samples(2)
+    images, layouts, classes = data.samples(2)
     assert images.shape == (2,) + SIZE + (3,) and layouts.shape == (2,) + SIZE + (20,)
     assert dict(counts) == after_scan  # nothing discovered, probed or resolved after the scan
+    # The class ids come with the one-hot (nothing undoes it): equal to the labels as read from disk.
+    assert classes.dtype == np.uint8 and classes.shape == (2,) + SIZE
+    for example, ids, layout in zip(data.examples[:2], classes, layouts):
+        np.testing.assert_array_equal(ids, read_label(example.label_path, CITYSCAPES))
+        np.testing.assert_array_equal(layout.argmax(-1), np.where(ids == 255, 19, ids))
 
 
 def test_an_epoch_reads_its_order_and_equals_the_pipeline_on_those_examples(city):

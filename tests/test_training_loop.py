@@ -24,7 +24,7 @@ from crn_tf.training.modules import (
     set_trainable_modules,
 )
 from crn_tf.training.state import RunState
-from crn_tf.training.visualizer import Visualizer, colorize_layout, sample_rows
+from crn_tf.training.visualizer import Visualizer, sample_rows
 from crn_tf.weights.checkpoint import load_model, save_model
 
 SIZE = (32, 64)
@@ -59,7 +59,7 @@ def weights_of(model):
 def test_a_few_steps_lower_the_loss_with_one_trace(city, vgg, tmp_path):
     trainer = tiny_trainer(vgg, k=2)
     data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
-    images, layouts = data.samples(4)
+    images, layouts, _ = data.samples(4)
     before = float(trainer.loss(images, trainer.model(layouts), layouts, update_stats=False))
     result = fit(trainer, data, run_state(trainer, tmp_path), epochs=2, save_every=100, log_every=4)
     after = float(trainer.loss(images, trainer.model(layouts), layouts, update_stats=False))
@@ -203,12 +203,15 @@ def test_train_modules_freezes_the_rest(vgg):
 
 
 def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
-    layouts = np.eye(20, dtype=np.float32)[rng.integers(0, 20, (2, 8, 16))]
+    classes = rng.integers(0, 19, (2, 8, 16)).astype(np.uint8)
+    classes[0, 0, :4] = 255  # void: black
     fakes = rng.uniform(0, 255, (2, 3, 8, 16, 3)).astype(np.float32)
     reals = rng.uniform(0, 255, (2, 8, 16, 3)).astype(np.float32)
-    grid = sample_rows(layouts, fakes, CITYSCAPES, reals, gap=2)
+    grid = sample_rows(classes, fakes, CITYSCAPES, reals, gap=2)
     assert grid.shape == (2 * 8 + 2, 5 * 16 + 4 * 2, 3)
-    np.testing.assert_array_equal(grid[:8, :16], colorize_layout(layouts[0], CITYSCAPES))
+    palette = np.zeros((256, 3), np.uint8)
+    palette[:19] = [c.color for c in CITYSCAPES.classes]
+    np.testing.assert_array_equal(grid[:8, :16], palette[classes[0]])
     np.testing.assert_array_equal(grid[10:18, 18:34], np.floor(reals[1] + 0.5).astype(np.uint8))
     visualizer = Visualizer(tmp_path, CITYSCAPES)
     visualizer.save_grid(1, grid)
@@ -216,7 +219,7 @@ def test_visualizer_writes_grids_page_and_tensorboard(tmp_path, rng):
     page = (tmp_path / "web" / "index.html").read_text()
     assert page.index("epoch002_val.png") < page.index("epoch001_val.png")
     visualizer.scalars(7, {"loss/total": 1.5})
-    visualizer.images(7, layouts[0], fakes[0], reals[0])
+    visualizer.images(7, classes[0], fakes[0], reals[0])
     visualizer.flush()
     tags = {}
     for path in glob.glob(str(tmp_path / "logs" / "train" / "events.*")):
@@ -310,7 +313,7 @@ def test_adam_moves_the_weights_as_the_originals_tf1_adam(city):
     keras.utils.set_random_seed(11)
     vgg = VGG19Features(None)  # its own seeded draw: the figures must not depend on which tests ran first
     data = EpochData(city, SIZE, CITYSCAPES, global_batch_size=1, seed=0)
-    images, layouts = data.samples(1)
+    images, layouts, _ = data.samples(1)
     image, layout = tf.constant(images[:1]), tf.constant(layouts[:1])
 
     def difference_in_steps(make_trainer):

@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Sequence
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.core.sizes import size_type
 from crn_tf.data.prepare import prepare
@@ -103,8 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="photo resize timed in (a) and used by prepare (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.num < 1 or args.epochs < 1 or args.batch_size < 1:
-        print("error: --num, --epochs and --batch-size must be at least 1", file=sys.stderr)
-        return 2
+        return cli_error(None, "--num, --epochs and --batch-size must be at least 1", 2)
     with tempfile.TemporaryDirectory() as temporary:
         rates = run(args.num, args.size, args.batch_size, args.epochs, args.workdir or temporary, args.source_size,
                     args.photo_resize)

@@ -29,7 +29,7 @@ from crn_tf.bench.report import format_report
 from crn_tf.bench.timing import summarize_times, time_runs
 from crn_tf.bench.timing import sync as _sync
 from crn_tf.core import machine
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.machine import (
     current_rss_bytes,
     gpu_memory_reset,
@@ -461,8 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = run_part(args.worker, BenchConfig(**json.loads(args.worker_config)))
         except (BenchError, ValueError) as error:  # a configuration the model rejects
-            print(f"error: {error}", file=sys.stderr, flush=True)
-            return 2
+            return cli_error(None, error, 2)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
     fields = {f.name for f in dataclasses.fields(BenchConfig)}
@@ -471,8 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run_benchmark(config, progress)
     except (BenchError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli_error(None, error, 2)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
 

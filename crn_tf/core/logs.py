@@ -65,3 +65,14 @@ def cli_main(main: Main) -> Main:
             return main(*args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def cli_error(prog: str | None, error: object, code: int = 2) -> int:
+    """Shows a CLI's fatal error as one line on stderr, `PROG: error: MESSAGE`, and returns `code` to exit with.
+
+    The one home of that line: every CLI's `main` ends a failure with `return cli_error(...)`.
+    `prog` None gives the bare `error: MESSAGE` of the tools that never named themselves.
+    """
+    message = str(error).strip()
+    print(f"{prog}: error: {message}" if prog else f"error: {message}", file=sys.stderr, flush=True)
+    return code

@@ -15,7 +15,7 @@ import shlex
 import sys
 from typing import Sequence
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.data.scan import ScanReport, scan_dataset
 from crn_tf.data.sources import SPLITS
@@ -111,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text, ok = check(args.source, args.label_set, args.split, args.images_dir, progress=not args.quiet,
                          labels_only=args.labels_only)
     except ValueError as error:  # a bad --label-set file
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli_error(None, error, 2)
     print(text)
     return 0 if ok else 1
 

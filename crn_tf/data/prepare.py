@@ -35,7 +35,7 @@ from crn_tf.core.files import (
 )
 from crn_tf.core.images import save_png, to_uint8
 from crn_tf.core.locks import LOCKED_EXIT, DirectoryLock, LockError
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.progress import Progress
 from crn_tf.core.quiet import quiet_start
 from crn_tf.core.sizes import size_type
@@ -218,14 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              images_dir=args.images_dir, skip_bad=args.skip_bad,
                              photo_resize=args.photo_resize)
     except WriteError as error:  # disk full, ...: what was written stays; a re-run goes on from it
-        print(f"error: {error}", file=sys.stderr)
-        return WRITE_FAILED_EXIT
+        return cli_error(None, error, WRITE_FAILED_EXIT)
     except LockError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return LOCKED_EXIT
+        return cli_error(None, error, LOCKED_EXIT)
     except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli_error(None, error, 2)
     print(f"prepared {result['written']} pairs, skipped {result['skipped']} already complete -> {result['out']}")
     return 0
 

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import parse_cli
 from crn_tf.core.sizes import size_type
 from crn_tf.evaluate.run import DEFAULT_CACHE_DIR, EvaluationOptions
@@ -106,12 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with DirectoryLock(args.out, warn=lambda line: print(line, file=sys.stderr)):  # one evaluation per --out
             report = evaluate(options_from_args(args))
     except (WriteError, LockError) as error:  # a full disk, ...; another evaluation writing --out
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return WRITE_FAILED_EXIT if isinstance(error, WriteError) else LOCKED_EXIT
+        return cli_error(PROG, error, WRITE_FAILED_EXIT if isinstance(error, WriteError) else LOCKED_EXIT)
     except (ValueError, OSError) as error:  # DataError, CheckpointError, InceptionError, SegmenterError, missing files
         message = " ".join(str(error).split())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+        return cli_error(PROG, message, 2)
     with open(report["report_files"][1]) as f:
         print(f.read(), end="")
     print(f"wrote {report['report_files'][0]} and {report['report_files'][1]}", file=sys.stderr)

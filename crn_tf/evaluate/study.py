@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from crn_tf.core.files import write_atomic
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.page import html_document, json_script
 from crn_tf.core.quiet import parse_cli
 
@@ -313,8 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = write_study(args.a, args.b, args.out, args.name_a, args.name_b, args.num_pairs, args.seed,
                             args.time_limit, args.embed, args.title)
     except (StudyError, OSError) as error:
-        print(f"study: error: {error}", file=sys.stderr)
-        return 2
+        return cli_error("study", error, 2)
     skipped = study["unmatched"]
     print(f"wrote {os.path.join(args.out, 'index.html')}: {study['num_pairs']} pairs of {study['a']} vs {study['b']} "
           f"(study {study['id']}" + (f", {skipped['only_a']} + {skipped['only_b']} unmatched images skipped"

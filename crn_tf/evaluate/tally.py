@@ -16,7 +16,7 @@ from typing import Sequence
 
 from scipy.stats import binomtest
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import parse_cli
 from crn_tf.evaluate.study import ANSWERS_FORMAT
 
@@ -138,13 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_cli(build_parser, argv)
     if not 0 < args.confidence < 1:
-        print(f"tally: error: --confidence must lie in (0, 1), got {args.confidence}", file=sys.stderr)
-        return 2
+        return cli_error("tally", f"--confidence must lie in (0, 1), got {args.confidence}", 2)
     try:
         result = tally(load_answers(args.answers), args.confidence, args.method)
     except TallyError as error:
-        print(f"tally: error: {error}", file=sys.stderr)
-        return 2
+        return cli_error("tally", error, 2)
     print(format_tally(result))
     if args.json:
         with open(args.json, "w") as f:

@@ -28,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from crn_tf.core.images import save_png
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.progress import Progress
 from crn_tf.core.quiet import parse_cli
 from crn_tf.core.sizes import parse_size, size_type
@@ -321,8 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stems = write_paired_dataset(args.out, label_set, args.num, num_val, args.size, args.seed,
                                          label_format=args.label_format or "colors", progress=progress)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return cli_error(None, error, 1)
     bar.close()
     height, width = args.size
     counts = f"{args.split or 'val'} split" if args.format == "label-folder" else f"{args.num} train, {num_val} val"

@@ -31,13 +31,11 @@ from crn_tf.core.files import WriteError
 from crn_tf.core.progress import Progress
 from crn_tf.loss.vgg import FEATURE_NAMES
 from crn_tf.training.callbacks import LossLog
+from crn_tf.training.data import Samples
 from crn_tf.training.state import RunState
 from crn_tf.training.visualizer import Visualizer, sample_rows
 
 logger = logging.getLogger(__name__)
-
-Samples = tuple[np.ndarray, np.ndarray]
-"""(images [N, H, W, 3], one-hot layouts [N, H, W, C+1]) drawn by the sample grid and TensorBoard."""
 
 
 @dataclasses.dataclass
@@ -166,9 +164,8 @@ class WriteSummaries(Action):
             scalars.update({f"loss/{name}": value for name, value in zip(FEATURE_NAMES, logs.terms)})
             self.visualizer.scalars(loop.step, scalars)
         if self.samples is not None and self.every and loop.step % self.every == 0 and self.visualizer.enabled:
-            images, layouts = self.samples
-            fake = np.asarray(self.generate(tf.constant(layouts[:1])))[0]
-            self.visualizer.images(loop.step, layouts[0], fake, images[0])
+            fake = np.asarray(self.generate(tf.constant(self.samples.layouts[:1])))[0]
+            self.visualizer.images(loop.step, self.samples.classes[0], fake, self.samples.images[0])
 
     def train_end(self, loop: Loop) -> None:
         self.visualizer.flush()
@@ -199,9 +196,9 @@ class SaveSampleGrid(Action):
     def epoch_end(self, loop: Loop) -> None:
         if not self.visualizer.enabled or self.samples is None:
             return
-        images, layouts = self.samples
+        images, layouts, classes = self.samples
         fakes = np.asarray(self.generate(tf.constant(layouts)))
-        self.visualizer.save_grid(loop.epochs_done, sample_rows(layouts, fakes, self.visualizer.label_set, images),
+        self.visualizer.save_grid(loop.epochs_done, sample_rows(classes, fakes, self.visualizer.label_set, images),
                                   step=loop.step)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import quiet_start
 
 
@@ -34,11 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            warn=lambda line: print(line, file=sys.stderr, flush=True)):
             return _train(options)
     except (WriteError, LockError) as error:
-        print(f"crn-train: error: {error}", file=sys.stderr)
-        return WRITE_FAILED_EXIT if isinstance(error, WriteError) else LOCKED_EXIT
+        return cli_error("crn-train", error, WRITE_FAILED_EXIT if isinstance(error, WriteError) else LOCKED_EXIT)
     except ValueError as error:
-        print(f"crn-train: error: {str(error).strip()}", file=sys.stderr)
-        return 2
+        return cli_error("crn-train", error, 2)
 
 
 def _train(options) -> int:
@@ -60,8 +58,7 @@ def _train(options) -> int:
         return 3
     except (ValueError, DataError, CheckpointError, LabelError, VGGWeightsError, FileNotFoundError) as error:
         # One message, no traceback (data problems list their files, one per line).
-        print(f"crn-train: error: {str(error).strip()}", file=sys.stderr)
-        return 2
+        return cli_error("crn-train", error, 2)
     return 0
 
 

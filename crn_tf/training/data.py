@@ -10,17 +10,26 @@ example of that order (`make_dataset(input_context=...)`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from crn_tf.data.pipeline import make_dataset
+from crn_tf.data.decode import classes_to_layout
+from crn_tf.data.pipeline import example_dataset, make_dataset
 from crn_tf.data.readers import DataError
 from crn_tf.data.resize import DEFAULT_PHOTO_RESIZE, check_photo_resize
 from crn_tf.data.scan import ScannedExamples, scan_dataset
 from crn_tf.data.sources import Example, Source
 from crn_tf.labels import LabelSet
+
+
+class Samples(NamedTuple):
+    """Examples shown during a run: photos, the model's one-hot input and the class ids it is made from."""
+
+    images: np.ndarray  # float32 [n, H, W, 3], 0..255
+    layouts: np.ndarray  # float32 one-hot [n, H, W, C+1]
+    classes: np.ndarray  # uint8 class ids [n, H, W], 255 = void (for colouring: no one-hot is undone)
 
 
 class EpochData:
@@ -87,10 +96,16 @@ class EpochData:
         )
         return dataset.repeat()
 
-    def samples(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The first `count` examples in file order: (images [n, H, W, 3], layouts [n, H, W, C+1])."""
+    def labelled_batches(self, batch_size: int) -> tf.data.Dataset:
+        """(image float32 [B, H, W, 3], class ids uint8 [B, H, W]) in file order: what validation scores against."""
+        dataset = example_dataset(self.scanned, self.size, deterministic=True, photo_resize=self.photo_resize)
+        return dataset.map(lambda image, classes, index: (image, classes)).batch(int(batch_size))
+
+    def samples(self, count: int) -> Samples:
+        """The first `count` examples in file order, with their one-hot layouts and class ids."""
         count = min(int(count), len(self.examples))
-        dataset = make_dataset(self.scanned.take(range(count)), size=self.size, batch_size=count, deterministic=True,
-                               photo_resize=self.photo_resize)
-        images, layouts = next(iter(dataset))
-        return images.numpy(), layouts.numpy()
+        dataset = example_dataset(self.scanned.take(range(count)), self.size, deterministic=True,
+                                  photo_resize=self.photo_resize).batch(count)
+        images, classes, _ = next(iter(dataset))
+        layouts = classes_to_layout(classes, self.label_set.num_classes)
+        return Samples(images.numpy(), layouts.numpy(), classes.numpy())

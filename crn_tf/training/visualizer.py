@@ -18,30 +18,26 @@ import numpy as np
 from crn_tf.core.files import WriteError
 from crn_tf.core.images import make_grid, save_image, to_uint8
 from crn_tf.core.page import url_attribute, write_document
-from crn_tf.labels import LabelSet, classes_to_colors, onehot_to_classes
+from crn_tf.labels import LabelSet, classes_to_colors
 from crn_tf.training.events import EventFile
 
 _GRID_NAME = re.compile(r"^epoch(\d+)_(.+)\.png$")
 _PAGE_STYLE = "body{font-family:sans-serif;margin:1.5em}img{max-width:100%}h2{font-size:1.1em}"
 
 
-def colorize_layout(layout: np.ndarray, label_set: LabelSet) -> np.ndarray:
-    """One-hot layout [..., H, W, C+1] -> uint8 colours [..., H, W, 3] (void black)."""
-    return classes_to_colors(onehot_to_classes(layout), label_set)
-
-
-def sample_rows(layouts: np.ndarray, fakes: np.ndarray, label_set: LabelSet,
+def sample_rows(classes: np.ndarray, fakes: np.ndarray, label_set: LabelSet,
                 reals: np.ndarray | None = None, gap: int = 2) -> np.ndarray:
     """A uint8 grid: one row per sample, columns layout | reference (if given) | fake_0 .. fake_{k-1}.
 
-    layouts [N, H, W, C+1], fakes [N, k, H, W, 3] (floats about 0..255), reals [N, H, W, 3].
+    classes: the layouts' class ids [N, H, W] (255 = void, drawn black); fakes [N, k, H, W, 3]
+    (floats about 0..255); reals [N, H, W, 3].
     """
-    layouts = np.asarray(layouts)
+    classes = np.asarray(classes)
     fakes = np.asarray(fakes)
     count, k = fakes.shape[:2]
     tiles = []
     for row in range(count):
-        tiles.append(colorize_layout(layouts[row], label_set))
+        tiles.append(classes_to_colors(classes[row], label_set))
         if reals is not None:
             tiles.append(to_uint8(reals[row]))
         tiles.extend(to_uint8(fakes[row]))
@@ -85,11 +81,12 @@ class Visualizer:
             return
         self.events.write(step, {name: (np.float32(value), "scalars") for name, value in values.items()})
 
-    def images(self, step: int, layout: np.ndarray, fake: np.ndarray, real: np.ndarray | None = None) -> None:
-        """One example as TensorBoard images: `samples/layout`, `samples/reference`, `samples/synthesized` (k)."""
+    def images(self, step: int, classes: np.ndarray, fake: np.ndarray, real: np.ndarray | None = None) -> None:
+        """One example as TensorBoard images: `samples/layout` (from its class ids [H, W]),
+        `samples/reference`, `samples/synthesized` (k)."""
         if not self.enabled:
             return
-        values = {"samples/layout": (_image_tensor(colorize_layout(layout, self.label_set)[None]), "images")}
+        values = {"samples/layout": (_image_tensor(classes_to_colors(classes, self.label_set)[None]), "images")}
         if real is not None:
             values["samples/reference"] = (_image_tensor(to_uint8(real)[None]), "images")
         values["samples/synthesized"] = (_image_tensor(to_uint8(fake)), "images")

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Sequence
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import parse_cli
 from crn_tf.nn.presets import get_preset
 from crn_tf.weights.fetch import DownloadError, download_file
@@ -229,15 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_cli(build_parser, argv)
     if args.retries < 0:
-        print(f"crn-download: error: --retries must be >= 0, got {args.retries}", file=sys.stderr)
-        return 2
+        return cli_error("crn-download", f"--retries must be >= 0, got {args.retries}", 2)
     for name in dict.fromkeys(args.names):  # retries and the import are logged (@cli_main shows them)
         try:
             path = fetch(name, cache=args.cache_dir, base_url=args.base_url, retries=args.retries,
                          progress=not args.no_progress)
         except DownloadError as error:
-            print(f"crn-download: error: {error}", file=sys.stderr)
-            return 1
+            return cli_error("crn-download", error, 1)
         print(f"{name}: {path}")
     return 0
 

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.quiet import quiet_start
 from crn_tf.labels import resolve_label_set
 from crn_tf.nn.presets import get_preset
@@ -220,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = import_tf1(args.prefix, label_set=args.label_set)
     except (TF1ImportError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli_error(None, error, 2)
     matches = published_matches({"output_size": model.output_size, "num_images": model.num_images,
                                  "widths": model.widths, "num_classes": model.num_classes})
     save_model(model, args.out_dir, extra={"source": "tf1_import", "tf1_checkpoint": os.path.abspath(args.prefix),

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Sequence
 
-from crn_tf.core.logs import cli_main
+from crn_tf.core.logs import cli_error, cli_main
 from crn_tf.core.sizes import size_type
 
 PROG = "crn-segmenter"
@@ -158,8 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (ValueError, DataError, LabelError, OSError) as error:  # SegmenterError is a ValueError
         # As train.py: one message, no traceback (data problems list their files, one per line).
-        print(f"{PROG}: error: {str(error).strip()}", file=sys.stderr)
-        return 2
+        return cli_error(PROG, error, 2)
 
 
 if __name__ == "__main__":

@@ -166,8 +166,3 @@ def masked_cross_entropy(logits: tf.Tensor, layout: tf.Tensor, class_weights: tf
     else:
         weight = tf.reduce_sum(target * tf.cast(class_weights, tf.float32), axis=-1)
     return tf.reduce_sum(per_pixel * weight) / tf.maximum(tf.reduce_sum(weight), 1e-6)
-
-
-def layout_to_classes(layout: tf.Tensor) -> tf.Tensor:
-    """One-hot layout `(B, H, W, C + 1)` -> class indices int32 `(B, H, W)`, void = C."""
-    return tf.argmax(layout, axis=-1, output_type=tf.int32)

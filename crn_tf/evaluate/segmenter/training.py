@@ -36,7 +36,6 @@ from crn_tf.evaluate.segmenter.augment import flip_half, photometric_jitter
 from crn_tf.evaluate.segmenter.export import export_segmenter
 from crn_tf.evaluate.segmenter.network import (
     SegmentationUNet,
-    layout_to_classes,
     masked_cross_entropy,
 )
 from crn_tf.evaluate.segmenter.options import (
@@ -141,11 +140,11 @@ class SegmenterTrainer:
         return loss
 
     def score(self, dataset: tf.data.Dataset, num_classes: int) -> dict:
-        """mIoU, pixel accuracy and per-class IoU of the network on (image, layout) batches."""
+        """mIoU, pixel accuracy and per-class IoU of the network on (image, class ids) batches."""
         matrix = np.zeros((num_classes, num_classes + 1), np.int64)
-        for images, layouts in dataset:
+        for images, classes in dataset:
             predicted = self.predict(images).numpy()
-            matrix += confusion_matrix(layout_to_classes(layouts).numpy(), predicted, num_classes)
+            matrix += confusion_matrix(classes.numpy(), predicted, num_classes)
         scores = scores_from_confusion(matrix)
         return {k: scores[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "pixels_scored")}
 
@@ -159,12 +158,11 @@ def _learning_rate(options: SegmenterOptions, total_steps: int):
 def _validation_data(options: SegmenterOptions, size, label_set: LabelSet):
     if options.val_split == "none":
         return None
-    from crn_tf.data.pipeline import make_dataset
     from crn_tf.training.data import EpochData
 
     val = EpochData(options.val_data or options.data, size, label_set, options.val_split, 1, shuffle=False,
                     skip_bad=options.skip_bad)
-    return make_dataset(val.scanned, size=size, batch_size=options.batch_size, deterministic=True), val.num_examples
+    return val.labelled_batches(options.batch_size), val.num_examples
 
 
 def _format_scores(scores: dict) -> str:
