@@ -81,3 +81,26 @@ def test_the_checker_sees_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from crn_tf.training.run import train\n    import crn_tf.nn.model\n")
     assert imported_packages(bad) == {"training", "nn"}
+
+
+# Tests that follow one path through many modules (faults injected across the stack, a custom
+# label set from dataset to demo, this file); every other test file is named after its module.
+ACROSS_MODULES = {"test_architecture.py", "test_faults.py", "test_own_data.py"}
+
+
+def module_test_names() -> set[str]:
+    """test_<path with _ for />.py for every module and package: crn_tf/nn/model.py -> test_nn_model.py."""
+    names = set()
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] in ("__init__", "__main__"):
+            parts = parts[:-1]
+        if parts:
+            names.add("test_" + "_".join(parts) + ".py")
+    return names
+
+
+def test_each_test_file_is_named_after_its_module():
+    tests = {path.name for path in pathlib.Path(__file__).parent.glob("test_*.py")}
+    assert sorted(tests - module_test_names() - ACROSS_MODULES) == []
+    assert "test_nn_model.py" in module_test_names() and "test_evaluate_segmenter.py" in module_test_names()

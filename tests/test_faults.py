@@ -1,7 +1,7 @@
 """Faults lose nothing: unreadable checkpoints, failed writes (a full disk), kills during a save,
 two processes on one directory, damaged cache entries. Each fault is injected deterministically;
 the full disk also for real on a small tmpfs when the tests run as root.
-(crn_tf.core.locks itself: tests/test_locks.py.)
+(crn_tf.core.locks itself: tests/test_core_locks.py.)
 """
 import glob
 import json

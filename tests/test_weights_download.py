@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from mirror_server import MirrorServer
-from test_tf1_import import tiny_tf1_variables, write_tf1_checkpoint
+from test_weights_tf1_import import tiny_tf1_variables, write_tf1_checkpoint
 
 from crn_tf.weights import download
 from crn_tf.weights.checkpoint import CheckpointError, load_model
