@@ -109,49 +109,20 @@ def evaluate(options: EvaluationOptions) -> dict:
     """
     from crn_tf.data import scan_dataset
     from crn_tf.evaluate.report import write_report
-    from crn_tf.evaluate.synthesize import (
-        existing_synthesized,
-        image_size,
-        prepare_real,
-        synthesize_split,
-    )
+    from crn_tf.evaluate.synthesize import existing_synthesized, image_size, synthesize_split
 
     start = time.time()
-    if (options.checkpoint is None) == (options.synthesized is None):
-        raise ValueError("give exactly one of --checkpoint (synthesize) and --synthesized DIR (score a folder)")
-    if options.inception is None and options.segmenter is None:
-        raise ValueError("nothing to measure: pass --inception PATH|keras (FID/KID) and/or --segmenter DIR")
-    if options.batch_size < 1 or options.fid_batch_size < 1:
-        raise ValueError("batch sizes must be >= 1")
+    _check(options)
     out = os.fspath(options.out)
     os.makedirs(out, exist_ok=True)
-
-    # --- what is being evaluated ---
-    model = None
-    if options.checkpoint is not None:
-        from crn_tf.weights.checkpoint import load_model, resolve_checkpoint_dir
-        from crn_tf.weights.download import resolve_checkpoint
-
-        checkpoint = resolve_checkpoint(options.checkpoint)  # authors-256p ... -> the cache, downloaded if missing
-        model = load_model(checkpoint)
-        label_set = resolve_label_set(options.label_set) if options.label_set else model.label_set
-        info = getattr(model, "checkpoint_info", {}) or {}
-        weights = os.path.abspath(resolve_checkpoint_dir(checkpoint))
-        if info.get("source"):
-            weights += f" ({info['source']})"
-        if info.get("step") is not None:
-            weights += f", step {info['step']}"
-    else:
-        label_set = resolve_label_set(options.label_set)
-        weights = f"unknown (images read from {os.path.abspath(options.synthesized)})"
+    model, label_set, weights = _generator(options)
 
     need_photos = (options.inception is not None or options.segment_real) and options.real is None
-    images_mode = "required" if need_photos else "optional"
     # One scan: the layouts with their sizes; photos are found, not probed (they are resized to the
     # evaluation size whatever their own).
-    scan = scan_dataset(options.data, split=options.split, label_set=label_set, images=images_mode,
-                        images_dir=options.images_dir, check_photos=False)
-    data_format = scan.kind
+    scan = scan_dataset(options.data, split=options.split, label_set=label_set,
+                        images="required" if need_photos else "optional", images_dir=options.images_dir,
+                        check_photos=False)
     layouts = scan.usable()
     if options.limit is not None:
         layouts = layouts.take(range(min(options.limit, len(layouts))))
@@ -163,23 +134,18 @@ def evaluate(options: EvaluationOptions) -> dict:
         _log(options, f"synthesizing {len(examples)} layouts into {synthesized_dir}")
         synthesized = synthesize_split(model, layouts, synthesized_dir, label_set, options.batch_size,
                                        options.image_index, options.progress, options.low_memory)
-        size = tuple(model.output_size)
-        per_layout = int(model.num_images)
-        # Free the generator before the scoring networks are loaded.
-        del model
+        size, per_layout = tuple(model.output_size), int(model.num_images)
+        del model  # free the generator before the scoring networks are loaded
     else:
         synthesized_dir = os.fspath(options.synthesized)
         synthesized = existing_synthesized(examples, synthesized_dir)
-        size = image_size(synthesized[0])
-        per_layout = 1
-    images_per_example = len(synthesized) // len(examples)
-    synthesized_examples = [e for e in examples for _ in range(images_per_example)]
+        size, per_layout = image_size(synthesized[0]), 1
 
     report: dict = {
         "name": options.name or (os.path.basename(os.path.normpath(options.checkpoint)) if options.checkpoint
                                  else os.path.basename(os.path.normpath(synthesized_dir))),
         "dataset": {"source": os.path.abspath(options.data) if isinstance(options.data, str) else str(options.data),
-                    "format": data_format, "split": options.split, "label_set": label_set.name},
+                    "format": scan.kind, "split": options.split, "label_set": label_set.name},
         "size": list(size),
         "num_layouts": len(examples),
         "num_images": len(synthesized),
@@ -188,71 +154,131 @@ def evaluate(options: EvaluationOptions) -> dict:
         "weights": weights,
         "synthesized_dir": os.path.abspath(synthesized_dir),
     }
-
-    # --- FID / KID ---
+    real = _RealPhotos(options, examples, os.path.join(out, "real"), size)
     if options.inception is not None:
-        from crn_tf.evaluate.features import folder_features
-        from crn_tf.evaluate.fid import fid_from_features, kernel_inception_distance
-        from crn_tf.evaluate.inception import load_extractor
-
-        extractor = load_extractor(options.inception, options.keras_weights)
-        if options.real is not None:
-            real = existing_synthesized(examples, options.real)
-            report["real_resize"] = f"read from {os.path.abspath(options.real)}"
-        else:
-            real = prepare_real(examples, os.path.join(out, "real"), size, options.real_resize, options.progress)
-            how = "MATLAB's bicubic imresize" if options.real_resize == "matlab-bicubic" else f"PIL {options.real_resize}"
-            report["real_resize"] = f"resized to {size[0]}x{size[1]} with {how}"
-        cache = options.cache_dir
-        fake_features = folder_features(synthesized, extractor, cache, options.fid_batch_size, "features (synthesized)")
-        real_features = folder_features(real, extractor, cache, options.fid_batch_size, "features (real)")
-        kid, kid_std = kernel_inception_distance(fake_features, real_features, options.kid_subsets, options.kid_subset_size)
-        report["fid"] = {
-            "fid": fid_from_features(fake_features, real_features),
-            "kid": kid,
-            "kid_std": kid_std,
-            "kid_subsets": options.kid_subsets,
-            "kid_subset_size": min(options.kid_subset_size, len(fake_features), len(real_features)),
-            "num_synthesized": len(fake_features),
-            "num_real": len(real_features),
-            "extractor": extractor.name,
-            "description": extractor.description,
-            "comparable": extractor.comparable,
-        }
-        if len(fake_features) < extractor.dims:
-            report["fid"]["warning"] = (f"{len(fake_features)} images < {extractor.dims} feature dimensions: the covariance "
-                                        "is rank-deficient and FID is biased upwards; compare only runs of equal size")
-
-    # --- segmentation score ---
+        report["real_resize"] = real.how
+        report["fid"] = _fid_section(options, synthesized, real)
     if options.segmenter is not None:
-        from crn_tf.evaluate.segmentation import load_segmenter
-
-        segmenter = load_segmenter(options.segmenter, options.segmenter_size)
-        segmenter.check_label_set(label_set)  # a crn_tf-trained segmenter records its classes
-        scores = segmentation_score(segmenter, synthesized, synthesized_examples, label_set, options.batch_size,
-                                    options.progress)
-        run_at = (f"{options.segmenter_size[0]}x{options.segmenter_size[1]} (images resized bilinear, antialiased; "
-                  "predictions resized back by nearest neighbour)") if options.segmenter_size else \
-            f"{size[0]}x{size[1]} (the synthesized images as written)"
-        scores.update(
-            segmenter=segmenter.describe(),
-            class_names=class_names(label_set)[:-1],
-            protocol=(f"segmenter run at {run_at}; ground-truth labels read at full resolution and resized to "
-                      f"{size[0]}x{size[1]} by nearest neighbour; void pixels ignored; IoU per class over the "
-                      f"{label_set.num_classes} classes, mIoU = their mean over the classes present in ground truth or "
-                      "prediction, and pixel accuracy, both from one confusion matrix accumulated over the split"),
-        )
-        if options.segment_real:
-            if options.real is not None:
-                real_paths = existing_synthesized(examples, options.real)
-            else:
-                real_paths = prepare_real(examples, os.path.join(out, "real"), size, options.real_resize, options.progress)
-            real_scores = segmentation_score(segmenter, real_paths, examples, label_set, options.batch_size,
-                                             options.progress, "segmenting (real)")
-            scores["real"] = {k: real_scores[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "pixels_scored")}
-        report["segmentation"] = scores
+        report["segmentation"] = _segmentation_section(options, synthesized, examples, label_set, size, real)
 
     report["seconds"] = round(time.time() - start, 1)
     json_path, md_path = write_report(report, out)
     report["report_files"] = [json_path, md_path]
     return report
+
+
+def _check(options: EvaluationOptions) -> None:
+    """The option combinations evaluate refuses before it loads anything."""
+    if (options.checkpoint is None) == (options.synthesized is None):
+        raise ValueError("give exactly one of --checkpoint (synthesize) and --synthesized DIR (score a folder)")
+    if options.inception is None and options.segmenter is None:
+        raise ValueError("nothing to measure: pass --inception PATH|keras (FID/KID) and/or --segmenter DIR")
+    if options.batch_size < 1 or options.fid_batch_size < 1:
+        raise ValueError("batch sizes must be >= 1")
+
+
+def _generator(options: EvaluationOptions) -> tuple:
+    """(model or None, label set, the report's "weights" line): the checkpoint's, or none for --synthesized."""
+    if options.checkpoint is None:
+        label_set = resolve_label_set(options.label_set)
+        return None, label_set, f"unknown (images read from {os.path.abspath(options.synthesized)})"
+    from crn_tf.weights.checkpoint import load_model, resolve_checkpoint_dir
+    from crn_tf.weights.download import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(options.checkpoint)  # authors-256p ... -> the cache, downloaded if missing
+    model = load_model(checkpoint)
+    label_set = resolve_label_set(options.label_set) if options.label_set else model.label_set
+    info = getattr(model, "checkpoint_info", {}) or {}
+    weights = os.path.abspath(resolve_checkpoint_dir(checkpoint))
+    if info.get("source"):
+        weights += f" ({info['source']})"
+    if info.get("step") is not None:
+        weights += f", step {info['step']}"
+    return model, label_set, weights
+
+
+class _RealPhotos:
+    """The real photos at the evaluation size, made (or found with --real) once, when first asked for."""
+
+    def __init__(self, options: EvaluationOptions, examples: list, folder: str, size: tuple[int, int]):
+        self.options, self.examples, self.folder, self.size = options, examples, folder, size
+        self._paths: list[str] | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        from crn_tf.evaluate.synthesize import existing_synthesized, prepare_real
+
+        if self._paths is None:
+            if self.options.real is not None:
+                self._paths = existing_synthesized(self.examples, self.options.real)
+            else:
+                self._paths = prepare_real(self.examples, self.folder, self.size, self.options.real_resize,
+                                           self.options.progress)
+        return self._paths
+
+    @property
+    def how(self) -> str:
+        if self.options.real is not None:
+            return f"read from {os.path.abspath(self.options.real)}"
+        resize = self.options.real_resize
+        how = "MATLAB's bicubic imresize" if resize == "matlab-bicubic" else f"PIL {resize}"
+        return f"resized to {self.size[0]}x{self.size[1]} with {how}"
+
+
+def _fid_section(options: EvaluationOptions, synthesized: list[str], real: _RealPhotos) -> dict:
+    """FID and KID of the synthesized images against the real photos, with the extractor that made them."""
+    from crn_tf.evaluate.features import folder_features
+    from crn_tf.evaluate.fid import fid_from_features, kernel_inception_distance
+    from crn_tf.evaluate.inception import load_extractor
+
+    extractor = load_extractor(options.inception, options.keras_weights)
+    real_paths = real.paths
+    cache = options.cache_dir
+    fake_features = folder_features(synthesized, extractor, cache, options.fid_batch_size, "features (synthesized)")
+    real_features = folder_features(real_paths, extractor, cache, options.fid_batch_size, "features (real)")
+    kid, kid_std = kernel_inception_distance(fake_features, real_features, options.kid_subsets, options.kid_subset_size)
+    section = {
+        "fid": fid_from_features(fake_features, real_features),
+        "kid": kid,
+        "kid_std": kid_std,
+        "kid_subsets": options.kid_subsets,
+        "kid_subset_size": min(options.kid_subset_size, len(fake_features), len(real_features)),
+        "num_synthesized": len(fake_features),
+        "num_real": len(real_features),
+        "extractor": extractor.name,
+        "description": extractor.description,
+        "comparable": extractor.comparable,
+    }
+    if len(fake_features) < extractor.dims:
+        section["warning"] = (f"{len(fake_features)} images < {extractor.dims} feature dimensions: the covariance "
+                              "is rank-deficient and FID is biased upwards; compare only runs of equal size")
+    return section
+
+
+def _segmentation_section(options: EvaluationOptions, synthesized: list[str], examples: list, label_set: LabelSet,
+                          size: tuple[int, int], real: _RealPhotos) -> dict:
+    """The segmenter's scores on the synthesized images (and on the real photos with --segment-real)."""
+    from crn_tf.evaluate.segmentation import load_segmenter
+
+    segmenter = load_segmenter(options.segmenter, options.segmenter_size)
+    segmenter.check_label_set(label_set)  # a crn_tf-trained segmenter records its classes
+    per_example = len(synthesized) // len(examples)
+    synthesized_examples = [e for e in examples for _ in range(per_example)]
+    scores = segmentation_score(segmenter, synthesized, synthesized_examples, label_set, options.batch_size,
+                                options.progress)
+    run_at = (f"{options.segmenter_size[0]}x{options.segmenter_size[1]} (images resized bilinear, antialiased; "
+              "predictions resized back by nearest neighbour)") if options.segmenter_size else \
+        f"{size[0]}x{size[1]} (the synthesized images as written)"
+    scores.update(
+        segmenter=segmenter.describe(),
+        class_names=class_names(label_set)[:-1],
+        protocol=(f"segmenter run at {run_at}; ground-truth labels read at full resolution and resized to "
+                  f"{size[0]}x{size[1]} by nearest neighbour; void pixels ignored; IoU per class over the "
+                  f"{label_set.num_classes} classes, mIoU = their mean over the classes present in ground truth or "
+                  "prediction, and pixel accuracy, both from one confusion matrix accumulated over the split"),
+    )
+    if options.segment_real:
+        real_scores = segmentation_score(segmenter, real.paths, examples, label_set, options.batch_size,
+                                         options.progress, "segmenting (real)")
+        scores["real"] = {k: real_scores[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "pixels_scored")}
+    return scores

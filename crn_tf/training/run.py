@@ -171,21 +171,7 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
         state = RunState(run_dir, {"model": model, "optimizer": trainer.optimizer, "loss": loss},
                          keep=options.keep_checkpoints, chief=chief, worker=worker_index(strategy))
 
-    # === Resume order: the run dir's newest readable checkpoint > --init-from > scratch ===
-    resumed_from = None
-    if state.restore():
-        if state.unreadable:  # once, naming each bad file
-            count = len(state.unreadable)
-            logger.warning("warning: %d checkpoint%s cannot be read, resuming from the newest one that can: %s",
-                           count, "s" if count > 1 else "", "; ".join(state.unreadable))
-        resumed_from, epoch, position = state.counters()
-        logger.info("resumed from step %d (epoch %d, step %d of it) of %s", resumed_from, epoch + 1, position,
-                    state.latest)
-    elif options.init_from:
-        copied = init_from_checkpoint(model, options.init_from)
-        logger.info("initialised %d modules from %s: %s", len(copied), options.init_from, ", ".join(copied))
-    else:
-        logger.info("training from scratch")
+    resumed_from = _start_point(state, model, options.init_from)
     if options.train_modules != "all":
         logger.info("training %s; the other modules are frozen", ", ".join(trained))
 
@@ -227,12 +213,39 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
             + ("resume from it" if kept else "start")
         raise
     if chief:
-        if result.status == "interrupted":
-            logger.info("stopped at step %d; checkpoint %s. Run the same command again to resume.", result.step,
-                        result.checkpoint)
-        else:
-            logger.info(f"done: {result.step} steps, last loss {result.last_loss:.4g}" if result.last_loss is not None
-                        else f"done: {result.step} steps")
-        labels, split = (options.val_data, options.val_split) if options.val_data else (options.data, options.split)
-        logger.info("model checkpoint: %s\ntry it: %s", model_dir, demo_command(run_dir, labels, split))
+        _log_end(options, result, model_dir)
     return TrainResult(run_dir, model_dir if chief else None, result, resumed_from, trainer)
+
+
+def _start_point(state: RunState, model: keras.Model, init_from: str | None) -> int | None:
+    """Where a run starts: the run dir's newest readable checkpoint > --init-from > scratch.
+
+    Returns the step it resumed from (None for a new run) and logs which it was.
+    """
+    if state.restore():
+        if state.unreadable:  # once, naming each bad file
+            count = len(state.unreadable)
+            logger.warning("warning: %d checkpoint%s cannot be read, resuming from the newest one that can: %s",
+                           count, "s" if count > 1 else "", "; ".join(state.unreadable))
+        resumed_from, epoch, position = state.counters()
+        logger.info("resumed from step %d (epoch %d, step %d of it) of %s", resumed_from, epoch + 1, position,
+                    state.latest)
+        return resumed_from
+    if init_from:
+        copied = init_from_checkpoint(model, init_from)
+        logger.info("initialised %d modules from %s: %s", len(copied), init_from, ", ".join(copied))
+    else:
+        logger.info("training from scratch")
+    return None
+
+
+def _log_end(options: TrainOptions, result: FitResult, model_dir: str) -> None:
+    """The run's last lines: how it ended, where the model is, the demo command that shows it."""
+    if result.status == "interrupted":
+        logger.info("stopped at step %d; checkpoint %s. Run the same command again to resume.", result.step,
+                    result.checkpoint)
+    else:
+        logger.info(f"done: {result.step} steps, last loss {result.last_loss:.4g}" if result.last_loss is not None
+                    else f"done: {result.step} steps")
+    labels, split = (options.val_data, options.val_split) if options.val_data else (options.data, options.split)
+    logger.info("model checkpoint: %s\ntry it: %s", model_dir, demo_command(options.run_dir, labels, split))
