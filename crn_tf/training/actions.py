@@ -76,7 +76,7 @@ class StepLogs:
     """The losses read back from the device, averaged over the steps since the last read-back."""
 
     loss: float
-    terms: np.ndarray  # [6] the weighted per-layer terms, in FEATURE_NAMES order
+    terms: np.ndarray  # [n] the loss's terms: the CRN's 6 weighted layers in FEATURE_NAMES order, the segmenter's 1
     images_per_sec: float
     learning_rate: float
 

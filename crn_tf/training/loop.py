@@ -1,4 +1,4 @@
-"""`CRNTrainer`: the custom training loop (GradientTape, Adam, tf.distribute).
+"""`Trainer.fit`, the one training loop, and `CRNTrainer`, its CRN step (GradientTape, Adam, tf.distribute).
 
 The step is one `tf.function` over a distributed iterator: `next(iterator)`, `strategy.run`
 of the per-replica step (forward, VGG loss, gradients, Adam update), and the reduction of the
@@ -13,7 +13,7 @@ Speed options: `mixed_precision` "bf16" / "fp16" (fp16 with keras' dynamic LossS
 outside, where tf.distribute merges the replicas' gradients), and the model's own
 `recompute` flag (gradient checkpointing per refinement module).
 
-`fit` runs the steps and nothing else: the progress bar, the loss log, TensorBoard, the sample
+`fit` (in `Trainer`, which the segmenter's trainer shares) runs the steps and nothing else: the progress bar, the loss log, TensorBoard, the sample
 grid, the "auto" layer-weight rescale, the checkpoints and the model directory are actions it
 calls at the loop's boundaries (`crn_tf.training.actions`).
 """
@@ -68,7 +68,107 @@ def epoch_iterator(strategy: tf.distribute.Strategy, data, epoch: int, position:
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
-class CRNTrainer:
+class Trainer:
+    """The step loop and its actions, shared by everything this project trains (the CRN, the segmenter).
+
+    A subclass sets `optimizer`, `global_batch_size` and `train_step(iterator) -> (loss, terms [n])`
+    (a `tf.function`: one trace for every epoch's iterator), and may override `epoch_iterator`.
+    """
+
+    optimizer: keras.optimizers.Optimizer
+    global_batch_size: int = 1
+    train_step: Callable
+
+    def epoch_iterator(self, data, epoch: int, position: int = 0):
+        """Iterator over epoch `epoch` of `data` (an `EpochData`), `position` steps in."""
+        return iter(data.dataset(epoch).skip(position))
+
+    @property
+    def learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    def fit(
+        self,
+        data,
+        state: RunState,
+        epochs: int,
+        max_steps: int | None = None,
+        actions: Sequence[Action] = (),
+        save_every: int = 1000,
+        log_every: int = 10,
+    ) -> FitResult:
+        """Trains from the state's (step, epoch, position) to `epochs` epochs or `max_steps` steps.
+
+        Runs the steps and calls `actions` (`crn_tf.training.actions`) at the boundaries: the
+        losses are read back every `log_every` steps and at each checkpoint boundary (every
+        `save_every` steps, each epoch's end, the last step, and when SIGINT or SIGTERM arrives:
+        then fit returns with status "interrupted"). The checkpoints themselves are an action
+        (`SaveCheckpoint(state)`), as are the logs, the sample grid and the model directory.
+        Raises NonFiniteLossError when a loss is NaN or Inf, before any action sees that step,
+        so the last checkpoint stays the last good one; an action's WriteError goes up as it is.
+        """
+        steps_per_epoch = data.steps_per_epoch
+        total = epochs * steps_per_epoch if max_steps is None else int(max_steps)
+        if max_steps is not None:  # --steps overrides --epochs
+            epochs = math.ceil(total / steps_per_epoch)
+        step, epoch, position = state.counters()
+        loop = Loop(step, epoch, position, epochs, steps_per_epoch, total)
+        last_loss = None
+        with StopRequest() as stop:
+            while not loop.finished and not stop.requested:
+                if loop.epoch_done:
+                    loop.epoch, loop.position = loop.epoch + 1, 0
+                iterator = self.epoch_iterator(data, loop.epoch, loop.position)
+                for action in actions:
+                    action.epoch_begin(loop)
+                pending: list = []
+                window_start = time.monotonic()
+                while not loop.epoch_done and not loop.finished:
+                    pending.append(self.train_step(iterator))
+                    loop.step, loop.position = loop.step + 1, loop.position + 1
+                    loop.stopping = stop.requested
+                    save_now = (loop.step % save_every == 0 or loop.epoch_done or loop.finished or loop.stopping)
+                    logs = None
+                    if save_now or loop.step % log_every == 0:
+                        logs = self._read_back(pending, loop.step, window_start)
+                        last_loss, pending, window_start = logs.loss, [], time.monotonic()
+                    for action in actions:
+                        action.step_end(loop, logs)
+                    if stop.requested and not loop.stopping:  # the signal came during this step's actions
+                        loop.stopping = True
+                        if not save_now:  # its losses are checked before the checkpoint, not logged
+                            last_loss = self._read_back(pending, loop.step, window_start).loss
+                            pending, save_now = [], True
+                    if save_now:
+                        if loop.epoch_done:
+                            for action in actions:
+                                action.epoch_end(loop)
+                        for action in actions:
+                            action.save(loop)
+                    if loop.stopping:
+                        break
+                if loop.epoch_done:
+                    loop.epoch, loop.position = loop.epoch + 1, 0
+            status = "interrupted" if stop.requested else "finished"
+        for action in actions:
+            action.train_end(loop)
+        return FitResult(loop.step, loop.epoch, loop.position, status, last_loss, state.latest)
+
+    def _read_back(self, pending: list, step: int, window_start: float) -> StepLogs:
+        """The losses of the steps run since `window_start` (one host sync), averaged; their speed;
+        NonFiniteLossError on NaN/Inf."""
+        losses = tf.stack([loss for loss, _ in pending]).numpy()
+        terms = tf.stack([terms for _, terms in pending]).numpy()
+        seconds = time.monotonic() - window_start
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            first = step - len(pending) + 1 + int(bad[0])
+            raise NonFiniteLossError(f"the loss became {losses[bad[0]]} at step {first}")
+        images_per_sec = len(pending) * self.global_batch_size / max(seconds, 1e-9)
+        return StepLogs(float(losses.mean()), terms.mean(axis=0), images_per_sec, self.learning_rate)
+
+
+class CRNTrainer(Trainer):
     """Trains a CRN with a CRNLoss under a tf.distribute strategy.
 
     Build `model` and `loss` inside `strategy.scope()` and set which modules train
@@ -150,88 +250,3 @@ class CRNTrainer:
     def epoch_iterator(self, data, epoch: int, position: int = 0):
         """Iterator over epoch `epoch` of `data` (an `EpochData`), `position` steps in."""
         return epoch_iterator(self.strategy, data, epoch, position)
-
-    @property
-    def learning_rate(self) -> float:
-        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
-
-    # === The loop ===
-    def fit(
-        self,
-        data,
-        state: RunState,
-        epochs: int,
-        max_steps: int | None = None,
-        actions: Sequence[Action] = (),
-        save_every: int = 1000,
-        log_every: int = 10,
-    ) -> FitResult:
-        """Trains from the state's (step, epoch, position) to `epochs` epochs or `max_steps` steps.
-
-        Runs the steps and calls `actions` (`crn_tf.training.actions`) at the boundaries: the
-        losses are read back every `log_every` steps and at each checkpoint boundary (every
-        `save_every` steps, each epoch's end, the last step, and when SIGINT or SIGTERM arrives:
-        then fit returns with status "interrupted"). The checkpoints themselves are an action
-        (`SaveCheckpoint(state)`), as are the logs, the sample grid and the model directory.
-        Raises NonFiniteLossError when a loss is NaN or Inf, before any action sees that step,
-        so the last checkpoint stays the last good one; an action's WriteError goes up as it is.
-        """
-        steps_per_epoch = data.steps_per_epoch
-        total = epochs * steps_per_epoch if max_steps is None else int(max_steps)
-        if max_steps is not None:  # --steps overrides --epochs
-            epochs = math.ceil(total / steps_per_epoch)
-        step, epoch, position = state.counters()
-        loop = Loop(step, epoch, position, epochs, steps_per_epoch, total)
-        last_loss = None
-        with StopRequest() as stop:
-            while not loop.finished and not stop.requested:
-                if loop.epoch_done:
-                    loop.epoch, loop.position = loop.epoch + 1, 0
-                iterator = self.epoch_iterator(data, loop.epoch, loop.position)
-                for action in actions:
-                    action.epoch_begin(loop)
-                pending: list = []
-                window_start = time.monotonic()
-                while not loop.epoch_done and not loop.finished:
-                    pending.append(self.train_step(iterator))
-                    loop.step, loop.position = loop.step + 1, loop.position + 1
-                    loop.stopping = stop.requested
-                    save_now = (loop.step % save_every == 0 or loop.epoch_done or loop.finished or loop.stopping)
-                    logs = None
-                    if save_now or loop.step % log_every == 0:
-                        logs = self._read_back(pending, loop.step, window_start)
-                        last_loss, pending, window_start = logs.loss, [], time.monotonic()
-                    for action in actions:
-                        action.step_end(loop, logs)
-                    if stop.requested and not loop.stopping:  # the signal came during this step's actions
-                        loop.stopping = True
-                        if not save_now:  # its losses are checked before the checkpoint, not logged
-                            last_loss = self._read_back(pending, loop.step, window_start).loss
-                            pending, save_now = [], True
-                    if save_now:
-                        if loop.epoch_done:
-                            for action in actions:
-                                action.epoch_end(loop)
-                        for action in actions:
-                            action.save(loop)
-                    if loop.stopping:
-                        break
-                if loop.epoch_done:
-                    loop.epoch, loop.position = loop.epoch + 1, 0
-            status = "interrupted" if stop.requested else "finished"
-        for action in actions:
-            action.train_end(loop)
-        return FitResult(loop.step, loop.epoch, loop.position, status, last_loss, state.latest)
-
-    def _read_back(self, pending: list, step: int, window_start: float) -> StepLogs:
-        """The losses of the steps run since `window_start` (one host sync), averaged; their speed;
-        NonFiniteLossError on NaN/Inf."""
-        losses = tf.stack([loss for loss, _ in pending]).numpy()
-        terms = tf.stack([terms for _, terms in pending]).numpy()
-        seconds = time.monotonic() - window_start
-        bad = np.flatnonzero(~np.isfinite(losses))
-        if bad.size:
-            first = step - len(pending) + 1 + int(bad[0])
-            raise NonFiniteLossError(f"the loss became {losses[bad[0]]} at step {first}")
-        images_per_sec = len(pending) * self.global_batch_size / max(seconds, 1e-9)
-        return StepLogs(float(losses.mean()), terms.mean(axis=0), images_per_sec, self.learning_rate)

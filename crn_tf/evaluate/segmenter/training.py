@@ -7,7 +7,9 @@ one Adam step on the cross-entropy of the non-void pixels (`masked_cross_entropy
 (network, Adam, step, epoch, position) is checkpointed in `OUT/checkpoints` by the training's
 own `RunState`, every `save_every` steps, at each epoch end and on SIGINT/SIGTERM; running the
 same command again resumes. After each epoch the validation split is scored and the SavedModel
-`OUT/saved_model` is rewritten, so a stopped run always leaves a usable segmenter.
+`OUT/saved_model` is rewritten, so a stopped run always leaves a usable segmenter. The loop is
+train.py's own (`crn_tf.training.loop.Trainer.fit`); what the segmenter does at its boundaries
+is its list of actions (progress bar, loss log, step timer, `ValidateAndExport`, checkpoint).
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import json
 import logging
 import math
 import os
-import time
 from typing import Any
 
 import keras
@@ -25,7 +26,6 @@ import tensorflow as tf
 
 from crn_tf.core.files import write_atomic
 from crn_tf.core.precision import PRECISION_POLICIES
-from crn_tf.core.progress import Progress
 from crn_tf.core.sizes import parse_size
 from crn_tf.evaluate.segmentation import (
     SAVED_MODEL_SUBDIR,
@@ -46,9 +46,10 @@ from crn_tf.evaluate.segmenter.options import (
     validate,
 )
 from crn_tf.labels import LabelSet, resolve_label_set
+from crn_tf.training.actions import Action, Loop, SaveCheckpoint, ShowProgress, StepLogs, WriteLossLog
 from crn_tf.training.callbacks import LossLog
-from crn_tf.training.loop import NonFiniteLossError
-from crn_tf.training.state import RunState, StopRequest
+from crn_tf.training.loop import Trainer
+from crn_tf.training.state import RunState
 
 logger = logging.getLogger(__name__)
 
@@ -101,25 +102,27 @@ def enet_class_weights(counts: np.ndarray) -> np.ndarray:
     return (1.0 / np.log(ENET_C + share)).astype(np.float32)
 
 
-class SegmenterTrainer:
-    """The network, Adam and the compiled step of one run.
+class SegmenterTrainer(Trainer):
+    """The network, Adam and the compiled step of one run; `fit` is the training's own loop (`Trainer`).
 
     Args:
         model: a `SegmentationUNet` (built).
         learning_rate: Adam's learning rate, or a Keras schedule of the step.
         flip: mirror a seeded half of each batch.
-        augment: "none" or "photometric" (seeded blur, gain and contrast: `augment.photometric_jitter`).
         seed: seed of the flips and the jitter.
         class_weights: float [C] per-class loss weights, or None (every non-void pixel counts the same).
+        augment: "none" or "photometric" (seeded blur, gain and contrast: `augment.photometric_jitter`).
+        batch_size: images per step (the progress bar's and the loss log's images per second).
     """
 
     def __init__(self, model: SegmentationUNet, learning_rate, flip: bool = True, seed: int = 0,
-                 class_weights: np.ndarray | None = None, augment: str = "none"):
+                 class_weights: np.ndarray | None = None, augment: str = "none", batch_size: int = 1):
         self.model = model
         self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
         self.flip = bool(flip)
         self.augment = augment
         self.seed = tf.constant(int(seed), tf.int64)
+        self.global_batch_size = int(batch_size)
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self.variables = list(model.trainable_variables)
         self.optimizer.build(self.variables)
@@ -127,7 +130,10 @@ class SegmenterTrainer:
         self.predict = tf.function(lambda images: tf.argmax(self.model(images, training=False), axis=-1,
                                                             output_type=tf.int32))
 
-    def _train_step(self, images, layouts, step):
+    def _train_step(self, iterator):
+        """One Adam step on the next batch; the flips and jitter are seeded by the step (Adam's iterations)."""
+        images, layouts = next(iterator)
+        step = tf.cast(self.optimizer.iterations, tf.int64)
         if self.flip:
             images, layouts = flip_half(images, layouts, self.seed, step)
         if self.augment == "photometric":
@@ -137,7 +143,7 @@ class SegmenterTrainer:
             loss = masked_cross_entropy(logits, layouts, self.class_weights)
         gradients = tape.gradient(loss, self.variables)
         self.optimizer.apply(gradients, self.variables)
-        return loss
+        return loss, tf.reshape(loss, [1])
 
     def score(self, dataset: tf.data.Dataset, num_classes: int) -> dict:
         """mIoU, pixel accuracy and per-class IoU of the network on (image, class ids) batches."""
@@ -205,8 +211,7 @@ def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
         logger.info("class weights (enet): %s",
                     ", ".join(f"{n} {w:.3g}" for n, w in zip(label_set.names, class_weights)))
     trainer = SegmenterTrainer(model, _learning_rate(options, total), flip=options.flip, augment=options.augment,
-                               seed=options.seed,
-                               class_weights=class_weights)
+                               seed=options.seed, class_weights=class_weights, batch_size=options.batch_size)
     state = RunState(out, {"model": model, "optimizer": trainer.optimizer}, keep=options.keep_checkpoints)
     logger.info(f"segmenter: U-Net, {options.depth} levels, widths {model.widths}, {options.norm} norm, "
                 f"{model.count_params():,} parameters, {options.mixed_precision} precision; {data.num_examples} "
@@ -218,65 +223,64 @@ def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
         resumed_from = state.counters()[0]
         logger.info("resumed from step %d of %s", resumed_from, state.latest)
 
-    # === The loop ===
+    # === The loop: the training's own (Trainer.fit), with the segmenter's actions ===
     saved_model = os.path.join(out, SAVED_MODEL_SUBDIR)
     loss_log = LossLog(os.path.join(out, "loss_log.txt"))
-    step, epoch, position = state.counters()
-    last_loss, val_scores, status = None, None, "finished"
-    step_seconds, timed_steps, traced, exported_step = 0.0, 0, False, None
-
-    with StopRequest() as stop:
-        while step < total and not stop.requested:
-            if position >= steps_per_epoch:
-                epoch, position = epoch + 1, 0
-            batches = iter(data.dataset(epoch).skip(position))
-            bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=options.progress,
-                           done=position, unit="img", per_step=options.batch_size)
-            pending, window = [], time.monotonic()
-            while position < steps_per_epoch and step < total:
-                images, layouts = next(batches)
-                loss = trainer.train_step(images, layouts, tf.constant(step, tf.int64))
-                step, position = step + 1, position + 1
-                pending.append(loss)
-                epoch_done = position == steps_per_epoch
-                save_now = step % options.save_every == 0 or epoch_done or step == total or stop.requested
-                if step % options.log_every == 0 or save_now:
-                    last_loss = _check_losses(pending, step)
-                    elapsed = time.monotonic() - window
-                    if traced:  # the first window of a process includes tracing the step
-                        step_seconds, timed_steps = step_seconds + elapsed, timed_steps + len(pending)
-                    traced = True
-                    speed = len(pending) * options.batch_size / max(elapsed, 1e-9)
-                    bar.update_to(position, extra=f"loss {last_loss:.4f}", rate=speed)
-                    loss_log.write(step, epoch, last_loss, speed)
-                    pending, window = [], time.monotonic()
-                if save_now:
-                    state.save(step, epoch + 1 if epoch_done else epoch, 0 if epoch_done else position)
-                if stop.requested:
-                    status = "interrupted"
-                    break
-            bar.close("interrupted" if stop.requested else "")
-            if position >= steps_per_epoch:  # the epoch's validation score, then its SavedModel
-                if validation is not None:
-                    val_scores = trainer.score(validation[0], label_set.num_classes)
-                    logger.info("epoch %d: val %s (%d images)", epoch + 1, _format_scores(val_scores), validation[1])
-                export_segmenter(model, saved_model, label_set, _info(options, size, step, epoch + 1, val_scores))
-                epoch, position, exported_step = epoch + 1, 0, step
-        if stop.requested:
-            status = "interrupted"
-    if exported_step != step and (step != resumed_from or not os.path.exists(saved_model)):
-        export_segmenter(model, saved_model, label_set, _info(options, size, step, epoch, val_scores))
-    return SegmenterResult(out, saved_model, step, status, resumed_from, last_loss, val_scores,
-                           step_seconds / timed_steps if timed_steps else None, model)
+    loss_log.resume(resumed_from or 0)  # what a killed run logged after its last checkpoint goes
+    timer = TimeSteps(options.batch_size)
+    export = ValidateAndExport(trainer, validation, saved_model, label_set,
+                               lambda step, epochs, scores: _info(options, size, step, epochs, scores))
+    actions = [ShowProgress(options.batch_size, enabled=options.progress), WriteLossLog(loss_log), timer, export,
+               SaveCheckpoint(state)]
+    result = trainer.fit(data, state, epochs=epochs, max_steps=total, actions=actions,
+                         save_every=options.save_every, log_every=options.log_every)
+    if export.exported_step != result.step and (result.step != resumed_from or not os.path.exists(saved_model)):
+        export.export(result.step, result.epoch, export.scores)
+    return SegmenterResult(out, saved_model, result.step, result.status, resumed_from, result.last_loss,
+                           export.scores, timer.seconds_per_step, model)
 
 
-def _check_losses(pending: list, step: int) -> float:
-    """Reads back the pending losses (one host sync); raises NonFiniteLossError on NaN/Inf."""
-    losses = tf.stack(pending).numpy()
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        raise NonFiniteLossError(f"the loss became {losses[bad[0]]} at step {step - len(pending) + 1 + int(bad[0])}")
-    return float(losses.mean())
+class TimeSteps(Action):
+    """Seconds per step over the read-back windows, leaving out a process's first (it traces the step)."""
+
+    def __init__(self, images_per_step: int):
+        self.images_per_step = images_per_step
+        self.seconds, self.steps, self.last_step = 0.0, 0, None
+
+    def step_end(self, loop: Loop, logs: StepLogs | None) -> None:
+        if logs is None:
+            return
+        if self.last_step is not None:
+            steps = loop.step - self.last_step
+            self.seconds += steps * self.images_per_step / max(logs.images_per_sec, 1e-9)
+            self.steps += steps
+        self.last_step = loop.step
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        return self.seconds / self.steps if self.steps else None
+
+
+class ValidateAndExport(Action):
+    """At each epoch's end: the validation split's scores (logged), then the SavedModel rewritten
+    (`export_segmenter`), so a stopped run always leaves a usable segmenter."""
+
+    def __init__(self, trainer: SegmenterTrainer, validation, saved_model: str, label_set: LabelSet, info):
+        self.trainer, self.validation, self.saved_model = trainer, validation, saved_model
+        self.label_set, self.info = label_set, info
+        self.scores: dict | None = None
+        self.exported_step: int | None = None
+
+    def epoch_end(self, loop: Loop) -> None:
+        if self.validation is not None:
+            self.scores = self.trainer.score(self.validation[0], self.label_set.num_classes)
+            logger.info("epoch %d: val %s (%d images)", loop.epochs_done, _format_scores(self.scores),
+                        self.validation[1])
+        self.export(loop.step, loop.epochs_done, self.scores)
+
+    def export(self, step: int, epochs: int, scores: dict | None) -> None:
+        export_segmenter(self.trainer.model, self.saved_model, self.label_set, self.info(step, epochs, scores))
+        self.exported_step = step
 
 
 def _info(options: SegmenterOptions, size, step: int, epochs: int, scores: dict | None) -> dict[str, Any]:
