@@ -1,7 +1,7 @@
 """What a training run does besides the steps: actions called at the loop's boundaries.
 
 As tensorflow/models' `official/core/actions.py` hands the work between train loops to the
-controller as actions, `CRNTrainer.fit` runs the steps and calls each `Action` of its list, in
+controller as actions, `Trainer.fit` runs the steps and calls each `Action` of its list, in
 list order, at these boundaries:
 
 - `epoch_begin(loop)`: an epoch (or the rest of a resumed one) starts;
@@ -79,6 +79,7 @@ class StepLogs:
     terms: np.ndarray  # [n] the loss's terms: the CRN's 6 weighted layers in FEATURE_NAMES order, the segmenter's 1
     images_per_sec: float
     learning_rate: float
+    seconds: float  # wall time of the steps since the last read-back
 
 
 class Action:

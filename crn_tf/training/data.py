@@ -96,16 +96,16 @@ class EpochData:
         )
         return dataset.repeat()
 
-    def labelled_batches(self, batch_size: int) -> tf.data.Dataset:
-        """(image float32 [B, H, W, 3], class ids uint8 [B, H, W]) in file order: what validation scores against."""
-        dataset = example_dataset(self.scanned, self.size, deterministic=True, photo_resize=self.photo_resize)
+    def labelled_batches(self, batch_size: int, count: int | None = None) -> tf.data.Dataset:
+        """(image float32 [B, H, W, 3], class ids uint8 [B, H, W]) in file order, of the first `count`
+        examples (default all): what validation scores against and the samples are drawn from."""
+        scanned = self.scanned if count is None else self.scanned.take(range(count))
+        dataset = example_dataset(scanned, self.size, deterministic=True, photo_resize=self.photo_resize)
         return dataset.map(lambda image, classes, index: (image, classes)).batch(int(batch_size))
 
     def samples(self, count: int) -> Samples:
         """The first `count` examples in file order, with their one-hot layouts and class ids."""
         count = min(int(count), len(self.examples))
-        dataset = example_dataset(self.scanned.take(range(count)), self.size, deterministic=True,
-                                  photo_resize=self.photo_resize).batch(count)
-        images, classes, _ = next(iter(dataset))
+        images, classes = next(iter(self.labelled_batches(count, count)))
         layouts = classes_to_layout(classes, self.label_set.num_classes)
         return Samples(images.numpy(), layouts.numpy(), classes.numpy())

@@ -13,9 +13,10 @@ Speed options: `mixed_precision` "bf16" / "fp16" (fp16 with keras' dynamic LossS
 outside, where tf.distribute merges the replicas' gradients), and the model's own
 `recompute` flag (gradient checkpointing per refinement module).
 
-`fit` (in `Trainer`, which the segmenter's trainer shares) runs the steps and nothing else: the progress bar, the loss log, TensorBoard, the sample
-grid, the "auto" layer-weight rescale, the checkpoints and the model directory are actions it
-calls at the loop's boundaries (`crn_tf.training.actions`).
+`fit` (in `Trainer`, which the segmenter's trainer shares) runs the steps and nothing else:
+the progress bar, the loss log, TensorBoard, the sample grid, the "auto" layer-weight rescale,
+the checkpoints and the model directory are actions it calls at the loop's boundaries
+(`crn_tf.training.actions`).
 """
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ class Trainer:
             first = step - len(pending) + 1 + int(bad[0])
             raise NonFiniteLossError(f"the loss became {losses[bad[0]]} at step {first}")
         images_per_sec = len(pending) * self.global_batch_size / max(seconds, 1e-9)
-        return StepLogs(float(losses.mean()), terms.mean(axis=0), images_per_sec, self.learning_rate)
+        return StepLogs(float(losses.mean()), terms.mean(axis=0), images_per_sec, self.learning_rate, seconds)
 
 
 class CRNTrainer(Trainer):

@@ -227,7 +227,7 @@ def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
     saved_model = os.path.join(out, SAVED_MODEL_SUBDIR)
     loss_log = LossLog(os.path.join(out, "loss_log.txt"))
     loss_log.resume(resumed_from or 0)  # what a killed run logged after its last checkpoint goes
-    timer = TimeSteps(options.batch_size)
+    timer = TimeSteps()
     export = ValidateAndExport(trainer, validation, saved_model, label_set,
                                lambda step, epochs, scores: _info(options, size, step, epochs, scores))
     actions = [ShowProgress(options.batch_size, enabled=options.progress), WriteLossLog(loss_log), timer, export,
@@ -243,17 +243,15 @@ def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
 class TimeSteps(Action):
     """Seconds per step over the read-back windows, leaving out a process's first (it traces the step)."""
 
-    def __init__(self, images_per_step: int):
-        self.images_per_step = images_per_step
+    def __init__(self):
         self.seconds, self.steps, self.last_step = 0.0, 0, None
 
     def step_end(self, loop: Loop, logs: StepLogs | None) -> None:
         if logs is None:
             return
         if self.last_step is not None:
-            steps = loop.step - self.last_step
-            self.seconds += steps * self.images_per_step / max(logs.images_per_sec, 1e-9)
-            self.steps += steps
+            self.seconds += logs.seconds
+            self.steps += loop.step - self.last_step
         self.last_step = loop.step
 
     @property
