@@ -179,6 +179,28 @@ def test_score_command_prints_and_writes_the_figures(world, tmp_path, capsys):
     assert "  road " in printed and len(saved["confusion_matrix"]) == 19 and saved["size"] == list(SIZE)
 
 
+def test_score_with_blur_scores_the_photos_gaussian_blurred(world, tmp_path, capsys):
+    from PIL import Image, ImageFilter
+
+    # The same photos blurred here with PIL (they are at the segmenter's size already) and scored as a
+    # folder of synthesized images by crn-evaluate: the same figures as `score --blur 2`.
+    folder = tmp_path / "blurred"
+    folder.mkdir()
+    for example in find_examples(world["city"], split="val", label_set=CITYSCAPES):
+        with Image.open(example.image_path) as photo:
+            assert photo.size == SIZE[::-1]
+            photo.convert("RGB").filter(ImageFilter.GaussianBlur(2.0)).save(folder / f"{example.stem}.png")
+    report = evaluate(EvaluationOptions(data=world["city"], out=str(tmp_path / "eval"), synthesized=str(folder),
+                                        segmenter=world["out"], progress=False))
+    blurred = score_real_photos(world["city"], world["out"], progress=False, blur=2.0)
+    assert blurred["confusion_matrix"] == report["segmentation"]["confusion_matrix"]
+    assert blurred["confusion_matrix"] != score_real_photos(world["city"], world["out"], progress=False)["confusion_matrix"]
+    assert segmenter_main(["score", world["city"], "--segmenter", world["out"], "--blur", "2", "--no-progress"]) == 0
+    assert "Gaussian blur sigma 2 px" in capsys.readouterr().out
+    assert segmenter_main(["score", world["city"], "--segmenter", world["out"], "--blur", "-1"]) == 2
+    assert "crn-segmenter: error: --blur must be a sigma >= 0 in pixels, got -1.0" in capsys.readouterr().err
+
+
 # === Training: resume and bad data ===
 def test_rerunning_resumes_from_the_checkpoint_and_matches_one_uninterrupted_run(world, tmp_path):
     options = dict(lr_schedule="constant", batch_size=2, save_every=3, val_split="none")  # 4 steps per epoch
@@ -239,6 +261,9 @@ def test_flags_are_checked_before_any_work(world, tmp_path, capsys):
                            "--batch-size", "0"]) == 2
     assert "crn-segmenter: error: --batch-size must be at least 1, got 0" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x")
+    assert segmenter_main(["train", world["city"], "--out", str(tmp_path / "x"), "--augment", "photometric",
+                           "--max-blur", "0.5"]) == 2
+    assert "crn-segmenter: error: --max-blur must be at least 1 (1: no blur), got 0.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         segmenter_main(["train", world["city"], "--out", str(tmp_path / "x"), "--mixed-precision", "fp16"])
 
@@ -286,3 +311,22 @@ def test_photometric_jitter_is_the_stated_formula_seeded_and_in_range():
     c = photometric_jitter(tf.constant(images), seed, tf.constant(6, tf.int64)).numpy()
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c) and a.min() >= 0 and a.max() <= 255 and a.shape == images.shape
+
+
+def test_max_blur_sets_how_soft_the_blurred_half_of_the_batches_is():
+    from crn_tf.evaluate.segmenter.augment import photometric_jitter
+
+    checker = (np.indices((16, 32)).sum(0) % 2 * 255.0).astype(np.float32)[None, ..., None].repeat(3, -1)
+    seed = tf.constant(1, tf.int64)
+    blurred, kept = [], []
+    for step in range(12):
+        step = tf.constant(step, tf.int64)
+        unblurred = photometric_jitter(tf.constant(checker), seed, step, max_blur=1.0).numpy()  # factor 1: no blur
+        soft = photometric_jitter(tf.constant(checker), seed, step, max_blur=6.0).numpy()
+        # The same draws: a step either blurs (less detail left than the unblurred jitter) or gives the same image.
+        if np.allclose(soft, unblurred, atol=1e-3):
+            kept.append(int(step))
+        else:
+            blurred.append(int(step))
+            assert np.abs(np.diff(soft, axis=2)).mean() < 0.5 * np.abs(np.diff(unblurred, axis=2)).mean()
+    assert blurred and kept  # about half of the batches each way

@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--norm", default=defaults.norm, choices=("batch", "group"), help="normalisation after each conv")
     train.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     train.add_argument("--augment", choices=("none", "photometric"), default=defaults.augment,
-                       help="photometric: also blur (by a random factor up to 3) and jitter brightness, tint and "
-                       "contrast, so the segmenter reads soft or tinted images too")
+                       help="photometric: also blur (half of the batches, by a random factor up to --max-blur) and "
+                       "jitter brightness, tint and contrast, so the segmenter reads soft or tinted images too")
+    train.add_argument("--max-blur", type=_positive_float, default=defaults.max_blur,
+                       help="with --augment photometric: the largest blur (shrink by this factor, enlarge back)")
     train.add_argument("--class-weights", default=defaults.class_weights, choices=("none", "enet"),
                        help="none: every non-void pixel counts the same; enet: weight 1/ln(1.02 + class share) "
                             "(rare classes up to 50x), counted on the training labels")
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--label-set", default=None, help="label set (default: the segmenter's own, else cityscapes)")
     score.add_argument("--batch-size", type=int, default=8, help="images per segmenter call")
     score.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    score.add_argument("--blur", type=float, default=0.0,
+                       help="score the photos after a Gaussian blur of this sigma (pixels, at the evaluation size): "
+                            "how much of its score the segmenter keeps on soft images")
     score.add_argument("--json", default=None, help="also write the scores (with the confusion matrix) to this file")
     score.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -137,7 +142,8 @@ def _score(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     scores = score_real_photos(args.data, args.segmenter, split=args.split, size=args.size, label_set=args.label_set,
-                               batch_size=args.batch_size, limit=args.limit, progress=not args.no_progress)
+                               batch_size=args.batch_size, limit=args.limit, progress=not args.no_progress,
+                               blur=args.blur)
     print(format_scores(scores))
     if args.json:
         write_atomic(args.json, json.dumps(scores, indent=2) + "\n")

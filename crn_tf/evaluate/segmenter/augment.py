@@ -13,6 +13,7 @@ import tensorflow as tf
 AUGMENTATIONS = ("none", "photometric")
 
 MAX_BLUR_FACTOR = 3.0  # shrink by up to this factor and enlarge back: the softness of a 2-3x upsampled image
+"""The default largest blur (`--max-blur`); a larger one also covers softer images (docs/evaluate.md)."""
 GAIN_RANGE = (0.75, 1.25)  # brightness, per image
 CHANNEL_GAIN_RANGE = (0.85, 1.15)  # tint, per image and channel
 CONTRAST_RANGE = (0.7, 1.3)  # about the image's mean, per image
@@ -42,12 +43,13 @@ def photometric(images: tf.Tensor, gain: tf.Tensor, contrast: tf.Tensor) -> tf.T
     return tf.clip_by_value(mean + contrast[:, None, None, None] * (gained - mean), 0.0, 255.0)
 
 
-def photometric_jitter(images: tf.Tensor, seed: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-    """Seeded random blur (one factor per batch, half of the batches) and per-image gain and contrast."""
+def photometric_jitter(images: tf.Tensor, seed: tf.Tensor, step: tf.Tensor,
+                       max_blur: float = MAX_BLUR_FACTOR) -> tf.Tensor:
+    """Seeded random blur (one factor in [1, max_blur] per batch, half of the batches), per-image gain and contrast."""
     batch = tf.shape(images)[:1]
     key = tf.stack([seed, step + (1 << 40)])  # a stream apart from the flips'
     draws = tf.random.stateless_uniform([2], seed=key)  # whether to blur, and by how much
-    factor = 1.0 + draws[1] * (MAX_BLUR_FACTOR - 1.0)
+    factor = 1.0 + draws[1] * (max_blur - 1.0)
     images = tf.cond(draws[0] < 0.5, lambda: soften(images, factor), lambda: images)
     keys = tf.random.experimental.stateless_split(key, 3)
     brightness = tf.random.stateless_uniform(batch, keys[0], *GAIN_RANGE)

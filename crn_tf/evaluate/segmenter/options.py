@@ -42,6 +42,7 @@ class SegmenterOptions:
     norm: str = "batch"
     flip: bool = True
     augment: str = "none"  # "photometric": seeded blur, gain and contrast jitter (augment.py)
+    max_blur: float = 3.0  # with "photometric": the largest blur factor (augment.MAX_BLUR_FACTOR)
     class_weights: str = "none"  # "none" (plain mean over non-void pixels) or "enet" (1 / ln(1.02 + share))
     mixed_precision: str = "off"
     skip_bad: bool = False
@@ -70,5 +71,7 @@ def validate(options: SegmenterOptions) -> None:
         raise ValueError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTINGS)}, got {options.class_weights!r}")
     if options.augment not in ("none", "photometric"):
         raise ValueError(f"--augment must be none or photometric, got {options.augment!r}")
+    if not options.max_blur >= 1.0:
+        raise ValueError(f"--max-blur must be at least 1 (1: no blur), got {options.max_blur}")
     if options.mixed_precision not in ("off", "bf16"):
         raise ValueError(f"--mixed-precision must be off or bf16, got {options.mixed_precision!r}")

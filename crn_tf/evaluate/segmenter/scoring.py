@@ -32,13 +32,18 @@ def score_real_photos(
     limit: int | None = None,
     resize_dir: str | None = None,
     progress: bool = True,
+    blur: float = 0.0,
 ) -> dict:
     """mIoU, pixel accuracy and per-class IoU of the segmenter on the real photos of `data`'s `split`.
 
     `size` is the evaluation size (default: the size the segmenter was trained at, from its
     note; else each photo's own size). Resized photos go to `resize_dir` (kept; existing files
-    reused) or a temporary folder. Raises SegmenterError / DataError with one-line messages.
+    reused) or a temporary folder. `blur` > 0 scores the photos after a Gaussian blur of that
+    sigma in pixels (PIL): how much of its score the segmenter keeps on soft images. Raises
+    SegmenterError / DataError with one-line messages.
     """
+    if not blur >= 0:
+        raise ValueError(f"--blur must be a sigma >= 0 in pixels, got {blur}")
     from crn_tf.data import find_examples
     from crn_tf.evaluate.run import segmentation_score
     from crn_tf.evaluate.segmentation import load_segmenter
@@ -57,18 +62,36 @@ def score_real_photos(
             photos = [e.image_path for e in examples]
         else:
             photos = prepare_real(examples, resize_dir or scratch, size, "bicubic", progress)
+        if blur > 0:
+            photos = _blurred_copies(photos, os.path.join(scratch, "blurred"), blur)
         scores = segmentation_score(segmenter, photos, examples, label_set, batch_size, progress, "segmenting (real)")
     scores.update(
         segmenter=segmenter.describe(), data=os.path.abspath(data), split=split, num_images=len(examples),
         size=list(size) if size else None, label_set=label_set.name, class_names=class_names(label_set)[:-1],
+        blur=float(blur),
     )
     return scores
+
+
+def _blurred_copies(photos: list[str], folder: str, sigma: float) -> list[str]:
+    """Writes each photo Gaussian-blurred (sigma in pixels) to `folder` as PNG; -> their paths, in order."""
+    from PIL import Image, ImageFilter
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for index, photo in enumerate(photos):
+        path = os.path.join(folder, f"{index:06d}_{os.path.splitext(os.path.basename(photo))[0]}.png")
+        with Image.open(photo) as image:
+            image.convert("RGB").filter(ImageFilter.GaussianBlur(sigma)).save(path)
+        paths.append(path)
+    return paths
 
 
 def format_scores(scores: dict) -> str:
     """The score as a few lines of text: mIoU, pixel accuracy, then one line per class."""
     size = f"{scores['size'][0]}x{scores['size'][1]}" if scores.get("size") else "their own size"
-    lines = [f"{scores['num_images']} real photos of {scores['data']} ({scores['split']}) at {size}, "
+    blurred = f", Gaussian blur sigma {scores['blur']:g} px" if scores.get("blur") else ""
+    lines = [f"{scores['num_images']} real photos of {scores['data']} ({scores['split']}) at {size}{blurred}, "
              f"label set {scores['label_set']}",
              f"mIoU            {scores['miou']:.4f}" if scores["miou"] is not None else "mIoU            -",
              f"pixel accuracy  {scores['pixel_accuracy']:.4f}" if scores["pixel_accuracy"] is not None

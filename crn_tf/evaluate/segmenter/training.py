@@ -32,7 +32,7 @@ from crn_tf.evaluate.segmentation import (
     confusion_matrix,
     scores_from_confusion,
 )
-from crn_tf.evaluate.segmenter.augment import flip_half, photometric_jitter
+from crn_tf.evaluate.segmenter.augment import MAX_BLUR_FACTOR, flip_half, photometric_jitter
 from crn_tf.evaluate.segmenter.export import export_segmenter
 from crn_tf.evaluate.segmenter.network import (
     SegmentationUNet,
@@ -112,15 +112,18 @@ class SegmenterTrainer(Trainer):
         seed: seed of the flips and the jitter.
         class_weights: float [C] per-class loss weights, or None (every non-void pixel counts the same).
         augment: "none" or "photometric" (seeded blur, gain and contrast: `augment.photometric_jitter`).
+        max_blur: with "photometric", the largest blur factor.
         batch_size: images per step (the progress bar's and the loss log's images per second).
     """
 
     def __init__(self, model: SegmentationUNet, learning_rate, flip: bool = True, seed: int = 0,
-                 class_weights: np.ndarray | None = None, augment: str = "none", batch_size: int = 1):
+                 class_weights: np.ndarray | None = None, augment: str = "none", batch_size: int = 1,
+                 max_blur: float = MAX_BLUR_FACTOR):
         self.model = model
         self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
         self.flip = bool(flip)
         self.augment = augment
+        self.max_blur = float(max_blur)
         self.seed = tf.constant(int(seed), tf.int64)
         self.global_batch_size = int(batch_size)
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
@@ -137,7 +140,7 @@ class SegmenterTrainer(Trainer):
         if self.flip:
             images, layouts = flip_half(images, layouts, self.seed, step)
         if self.augment == "photometric":
-            images = photometric_jitter(images, self.seed, step)
+            images = photometric_jitter(images, self.seed, step, self.max_blur)
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)  # (B, H, W, C) float32
             loss = masked_cross_entropy(logits, layouts, self.class_weights)
@@ -211,7 +214,8 @@ def train_segmenter(options: SegmenterOptions) -> SegmenterResult:
         logger.info("class weights (enet): %s",
                     ", ".join(f"{n} {w:.3g}" for n, w in zip(label_set.names, class_weights)))
     trainer = SegmenterTrainer(model, _learning_rate(options, total), flip=options.flip, augment=options.augment,
-                               seed=options.seed, class_weights=class_weights, batch_size=options.batch_size)
+                               seed=options.seed, class_weights=class_weights, batch_size=options.batch_size,
+                               max_blur=options.max_blur)
     state = RunState(out, {"model": model, "optimizer": trainer.optimizer}, keep=options.keep_checkpoints)
     logger.info(f"segmenter: U-Net, {options.depth} levels, widths {model.widths}, {options.norm} norm, "
                 f"{model.count_params():,} parameters, {options.mixed_precision} precision; {data.num_examples} "
