@@ -60,12 +60,22 @@ def test_choice_on_off_auto(monkeypatch):
 def test_host_available_memory_takes_a_cgroup_limit(monkeypatch):
     real = machine.host_available_bytes()
     assert real is None or real > 0
+    # MemAvailable pinned, so that other processes' memory cannot move it between the calls.
+    meminfo = {"available": 5 * 2**30}
+    monkeypatch.setattr(machine, "_meminfo_available", lambda: meminfo["available"])
     values = {"/sys/fs/cgroup/memory.max": 3 * 2**30, "/sys/fs/cgroup/memory.current": 2**30}
     monkeypatch.setattr(machine, "_read_int", lambda path: values.get(path))
-    expected = 2 * 2**30 if real is None else min(real, 2 * 2**30)
-    assert machine.host_available_bytes() == expected
+    assert machine.host_available_bytes() == 2 * 2**30  # the limit minus the usage, under MemAvailable
+    meminfo["available"] = 2**30
+    assert machine.host_available_bytes() == 2**30  # MemAvailable, under the cgroup's room
+    meminfo["available"] = None
+    assert machine.host_available_bytes() == 2 * 2**30  # no /proc/meminfo: the cgroup alone
     values["/sys/fs/cgroup/memory.max"] = None  # "max": no limit
-    assert machine.host_available_bytes() == real
+    meminfo["available"] = 5 * 2**30
+    assert machine.host_available_bytes() == 5 * 2**30
+    values.clear()
+    meminfo["available"] = None
+    assert machine.host_available_bytes() is None
 
 
 def test_low_memory_flag():

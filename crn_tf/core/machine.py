@@ -27,18 +27,22 @@ def _read_int(path: str) -> int | None:
     return None if text in ("", "max") else int(text)
 
 
-def host_available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo, lowered to a cgroup's limit minus its usage where one is
-    set (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`); None where neither is readable."""
-    available = None
+def _meminfo_available() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes, or None where it cannot be read."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def host_available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo, lowered to a cgroup's limit minus its usage where one is
+    set (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`); None where neither is readable."""
+    available = _meminfo_available()
     for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                                    ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                                     "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
