@@ -1,5 +1,7 @@
 """A quiet start: TensorFlow's start-up lines are filtered, everything else (and --verbose) gets through."""
+import ast
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -114,3 +116,25 @@ def test_verbose_and_crn_tf_verbose_let_the_start_up_lines_through(fake_cli):
         code, output = _run(command, verbose_env=env)
         assert code == 0
         assert output.splitlines() == FAKE_LINES + ["python's own line; --verbose still in argv: False"]
+
+
+def _quiet_first(function: ast.FunctionDef) -> bool:
+    """Whether a `main`'s first statement (after its docstring) calls quiet_start or parse_cli."""
+    body = [node for node in function.body
+            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    calls = [node for node in ast.walk(body[0]) if isinstance(node, ast.Call)] if body else []
+    return any(getattr(call.func, "id", getattr(call.func, "attr", None)) in ("quiet_start", "parse_cli")
+               for call in calls)
+
+
+def test_every_command_starts_quietly():
+    # README: every crn_tf command drops TensorFlow's start-up lines. A `main(argv)` that parses its
+    # arguments without `quiet_start` (directly or through `parse_cli`) lets them through.
+    root = pathlib.Path(REPO) / "crn_tf"
+    mains = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == "main" and node.args.args:
+                mains[str(path.relative_to(root))] = _quiet_first(node)
+    assert len(mains) >= 12 and "evaluate/segmenter/__main__.py" in mains, sorted(mains)
+    assert [path for path, quiet in mains.items() if not quiet] == []

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from typing import Sequence
 
 from crn_tf.core.logs import cli_error, cli_main
+from crn_tf.core.quiet import parse_cli
 from crn_tf.core.sizes import size_type
 
 PROG = "crn-segmenter"
@@ -152,8 +152,7 @@ def _score(args: argparse.Namespace) -> int:
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)  # argparse exits 2 with its own one-line message
+    args = parse_cli(build_parser, argv)  # the quiet start; argparse exits 2 with its own one-line message
     from crn_tf.data.readers import DataError
     from crn_tf.labels import LabelError
 
