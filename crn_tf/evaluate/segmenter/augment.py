@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from crn_tf.evaluate.segmenter.options import MAX_BLUR_FACTOR
+
 AUGMENTATIONS = ("none", "photometric")
 
-MAX_BLUR_FACTOR = 3.0  # shrink by up to this factor and enlarge back: the softness of a 2-3x upsampled image
-"""The default largest blur (`--max-blur`); a larger one also covers softer images (docs/evaluate.md)."""
 GAIN_RANGE = (0.75, 1.25)  # brightness, per image
 CHANNEL_GAIN_RANGE = (0.85, 1.15)  # tint, per image and channel
 CONTRAST_RANGE = (0.7, 1.3)  # about the image's mean, per image

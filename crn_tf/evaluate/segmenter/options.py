@@ -14,6 +14,10 @@ MODEL_FIELDS = ("size", "label_set", "base_width", "depth", "norm")
 """Options that fix the network's variables; a resumed run must keep them."""
 
 
+MAX_BLUR_FACTOR = 3.0
+"""The default `--max-blur`: shrink by up to this factor and enlarge back, the softness of a 2-3x
+upsampled image (augment.py); a larger one also covers softer images (docs/evaluate.md)."""
+
 CLASS_WEIGHTINGS = ("none", "enet")
 ENET_C = 1.02
 """ENet's class weighting (Paszke et al. 2016, https://arxiv.org/abs/1606.02147): w_c = 1 / ln(1.02 + p_c),
@@ -42,7 +46,7 @@ class SegmenterOptions:
     norm: str = "batch"
     flip: bool = True
     augment: str = "none"  # "photometric": seeded blur, gain and contrast jitter (augment.py)
-    max_blur: float = 3.0  # with "photometric": the largest blur factor (augment.MAX_BLUR_FACTOR)
+    max_blur: float = MAX_BLUR_FACTOR  # with "photometric": the largest blur factor
     class_weights: str = "none"  # "none" (plain mean over non-void pixels) or "enet" (1 / ln(1.02 + share))
     mixed_precision: str = "off"
     skip_bad: bool = False
