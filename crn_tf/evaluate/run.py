@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import os
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -65,11 +66,14 @@ def segmentation_score(
     batch_size: int = 4,
     progress: bool = True,
     label: str = "segmenting",
+    read_image: Callable[[str], np.ndarray] | None = None,
 ) -> dict:
     """Runs `segmenter` on the images and scores it against the examples' labels (one matrix).
 
     `label_examples[i]` is the layout of `image_paths[i]`. Labels are read at their own size and
-    resized to each image's size by nearest neighbour.
+    resized to each image's size by nearest neighbour. `read_image` turns a path into uint8 RGB
+    [H, W, 3] (default: the file as it is), so a caller can score changed photos without
+    writing them.
     """
     from crn_tf.data import read_label
     from crn_tf.evaluate.features import load_rgb
@@ -83,7 +87,7 @@ def segmentation_score(
     matrix = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
     bar = Progress(len(image_paths), label, enabled=progress)
     for start in range(0, len(image_paths), batch_size):
-        images = [load_rgb(p) for p in image_paths[start : start + batch_size]]
+        images = [(read_image or load_rgb)(p) for p in image_paths[start : start + batch_size]]
         groups: dict[tuple, list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(image.shape, []).append(i)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Callable
+
+import numpy as np
 
 from crn_tf.labels import LabelSet, class_names, resolve_label_set
 
@@ -62,9 +65,9 @@ def score_real_photos(
             photos = [e.image_path for e in examples]
         else:
             photos = prepare_real(examples, resize_dir or scratch, size, "bicubic", progress)
-        if blur > 0:
-            photos = _blurred_copies(photos, os.path.join(scratch, "blurred"), blur)
-        scores = segmentation_score(segmenter, photos, examples, label_set, batch_size, progress, "segmenting (real)")
+        read_image = _gaussian_blurred_reader(blur) if blur > 0 else None
+        scores = segmentation_score(segmenter, photos, examples, label_set, batch_size, progress, "segmenting (real)",
+                                    read_image=read_image)
     scores.update(
         segmenter=segmenter.describe(), data=os.path.abspath(data), split=split, num_images=len(examples),
         size=list(size) if size else None, label_set=label_set.name, class_names=class_names(label_set)[:-1],
@@ -73,18 +76,16 @@ def score_real_photos(
     return scores
 
 
-def _blurred_copies(photos: list[str], folder: str, sigma: float) -> list[str]:
-    """Writes each photo Gaussian-blurred (sigma in pixels) to `folder` as PNG; -> their paths, in order."""
+def _gaussian_blurred_reader(sigma: float) -> Callable[[str], np.ndarray]:
+    """A photo reader for `segmentation_score` that Gaussian-blurs (sigma in pixels, PIL) in memory."""
     from PIL import Image, ImageFilter
 
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    for index, photo in enumerate(photos):
-        path = os.path.join(folder, f"{index:06d}_{os.path.splitext(os.path.basename(photo))[0]}.png")
-        with Image.open(photo) as image:
-            image.convert("RGB").filter(ImageFilter.GaussianBlur(sigma)).save(path)
-        paths.append(path)
-    return paths
+    from crn_tf.evaluate.features import load_rgb
+
+    def read(path: str) -> np.ndarray:
+        return np.asarray(Image.fromarray(load_rgb(path)).filter(ImageFilter.GaussianBlur(sigma)))
+
+    return read
 
 
 def format_scores(scores: dict) -> str:
