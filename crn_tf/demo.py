@@ -90,8 +90,10 @@ def _training_notes(info: dict) -> list[str]:
     """Page lines about how the checkpoint was trained, from its config's `extra` (if recorded)."""
     lines = []
     if "step" in info:
-        epochs = f" ({info['epochs']} epochs)" if "epochs" in info else ""
-        lines.append(f"trained for {info['step']} steps{epochs}")
+        epochs = f" ({info['epochs']} epoch{'' if info['epochs'] == 1 else 's'})" if "epochs" in info else ""
+        init_from = (info.get("options") or {}).get("init_from")
+        after = f", initialised from {init_from}" if init_from else ""
+        lines.append(f"trained for {info['step']} steps{epochs}{after}")
     if (info.get("options") or {}).get("vgg_weights") == "random":
         lines.append("note: trained with a RANDOM-weight VGG-19 loss (a smoke-run model; the paper's loss needs "
                      "ImageNet VGG-19 weights), so do not expect photographic results")

@@ -293,3 +293,13 @@ def test_overview_rows_are_layout_first_images_and_photo(k9, city, tmp_path, cap
         rows += tiles
     np.testing.assert_array_equal(picture, make_grid(rows, columns=5))
     assert picture.shape[1] >= 5 * WIDTH and picture.shape[0] >= len(stems) * HEIGHT
+
+
+def test_training_notes_name_the_run_a_checkpoint_was_initialised_from():
+    from crn_tf.demo import _training_notes
+
+    assert _training_notes({"step": 2038, "epochs": 1, "options": {"init_from": "runs/stage2"}}) == [
+        "trained for 2038 steps (1 epoch), initialised from runs/stage2"]
+    # A run from scratch (init_from None) says only its own steps.
+    assert _training_notes({"step": 576, "epochs": 12, "options": {"init_from": None}}) == [
+        "trained for 576 steps (12 epochs)"]
