@@ -89,12 +89,12 @@ def write_overview(result: DemoResult, path: str | os.PathLike, images_per_layou
 def _training_notes(info: dict) -> list[str]:
     """Page lines about how the checkpoint was trained, from its config's `extra` (if recorded)."""
     lines = []
+    options = info.get("options") or {}
     if "step" in info:
         epochs = f" ({info['epochs']} epoch{'' if info['epochs'] == 1 else 's'})" if "epochs" in info else ""
-        init_from = (info.get("options") or {}).get("init_from")
-        after = f", initialised from {init_from}" if init_from else ""
+        after = f", initialised from {options['init_from']}" if options.get("init_from") else ""
         lines.append(f"trained for {info['step']} steps{epochs}{after}")
-    if (info.get("options") or {}).get("vgg_weights") == "random":
+    if options.get("vgg_weights") == "random":
         lines.append("note: trained with a RANDOM-weight VGG-19 loss (a smoke-run model; the paper's loss needs "
                      "ImageNet VGG-19 weights), so do not expect photographic results")
     return lines

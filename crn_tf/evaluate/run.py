@@ -85,9 +85,10 @@ def segmentation_score(
 
     num_classes = label_set.num_classes
     matrix = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
+    read_image = read_image or load_rgb
     bar = Progress(len(image_paths), label, enabled=progress)
     for start in range(0, len(image_paths), batch_size):
-        images = [(read_image or load_rgb)(p) for p in image_paths[start : start + batch_size]]
+        images = [read_image(p) for p in image_paths[start : start + batch_size]]
         groups: dict[tuple, list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(image.shape, []).append(i)
