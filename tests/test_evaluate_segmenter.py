@@ -269,10 +269,7 @@ def test_flags_are_checked_before_any_work(world, tmp_path, capsys):
 
 
 def test_enet_class_weights_come_from_the_training_labels(world):
-    from crn_tf.evaluate.segmenter.training import (
-        class_pixel_counts,
-        enet_class_weights,
-    )
+    from crn_tf.data.class_weights import class_pixel_counts, enet_class_weights, layout_class_weights
 
     examples = find_examples(world["city"], split="train", label_set=CITYSCAPES)
     counts = class_pixel_counts(examples, SIZE, CITYSCAPES)
@@ -282,6 +279,17 @@ def test_enet_class_weights_come_from_the_training_labels(world):
     weights = enet_class_weights(counts)
     np.testing.assert_allclose(weights, 1 / np.log(1.02 + expected / expected.sum()), rtol=1e-6)
     assert weights[counts.argmax()] == weights.min() and weights.max() <= 1 / np.log(1.02) + 1e-4
+
+    # train.py's --class-weights enet: every layout channel, void last, scaled to a pixel mean of 1.
+    with_void = class_pixel_counts(examples, SIZE, CITYSCAPES, include_void=True)
+    np.testing.assert_array_equal(with_void, np.append(expected, np.sum(labels == VOID)))
+    share = with_void / with_void.sum()
+    raw = 1 / np.log(1.02 + share)
+    layout_weights = layout_class_weights(with_void)
+    np.testing.assert_allclose(layout_weights, raw / np.sum(share * raw), rtol=1e-5)
+    assert abs(float(np.sum(share * layout_weights)) - 1.0) < 1e-5
+    with pytest.raises(ValueError, match="at least one pixel"):
+        layout_class_weights(np.zeros(20))
 
 
 def test_photometric_jitter_is_the_stated_formula_seeded_and_in_range():

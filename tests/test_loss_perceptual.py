@@ -68,8 +68,9 @@ def block_mean(x, size):
     return x.reshape(b, size[0], fh, size[1], fw, c).mean(axis=(2, 4))
 
 
-def numpy_diversity_loss(features, real, fake, layout, weights, mean_weight=0.001):
+def numpy_diversity_loss(features, real, fake, layout, weights, mean_weight=0.001, class_weights=None):
     batch, k = fake.shape[:2]
+    class_weights = np.ones(layout.shape[-1]) if class_weights is None else np.asarray(class_weights, np.float64)
     fr = numpy_features(features, real)
     ff = numpy_features(features, fake.reshape((-1,) + fake.shape[2:]))
     energy = 0.0  # E[b, u, p]
@@ -78,6 +79,7 @@ def numpy_diversity_loss(features, real, fake, layout, weights, mean_weight=0.00
         error = np.abs(f_fake - fr[name][:, None]).mean(axis=-1)  # (B, k, h, w)
         mask = block_mean(layout.astype(np.float64), error.shape[2:])  # (B, h, w, P)
         energy = energy + w * np.einsum("bkhw,bhwp->bkp", error, mask) / (error.shape[2] * error.shape[3])
+    energy = energy * class_weights
     totals = (1 - mean_weight) * energy.min(axis=1).sum(-1) + mean_weight * energy.mean(axis=1).sum(-1)
     return totals.mean()
 
@@ -124,6 +126,41 @@ def test_diversity_mean_weight_matches_numpy(rng, mean_weight):
     expected = numpy_diversity_loss(features, real, fake, layout, PRESET_LAYER_WEIGHTS["256p"], mean_weight)
     np.testing.assert_allclose(float(loss(real, fake, layout)), expected, rtol=1e-5)
     assert loss.get_config()["diversity_mean_weight"] == mean_weight
+
+
+@pytest.mark.parametrize("mean_weight", [0.001, 0.5])
+def test_class_weights_match_numpy(rng, mean_weight):
+    features = PointwiseFeatures()
+    real, fake = random_images(rng, 2), random_images(rng, 2, 3)
+    layout = random_layout(rng, 2)
+    class_weights = [0.5, 3.0, 1.0, 7.0, 0.25]
+    loss = CRNLoss(features, diversity=True, diversity_mean_weight=mean_weight, class_weights=class_weights)
+    expected = numpy_diversity_loss(features, real, fake, layout, PRESET_LAYER_WEIGHTS["256p"], mean_weight,
+                                    class_weights)
+    np.testing.assert_allclose(float(loss(real, fake, layout)), expected, rtol=1e-5)
+    unweighted = numpy_diversity_loss(features, real, fake, layout, PRESET_LAYER_WEIGHTS["256p"], mean_weight)
+    assert abs(expected - unweighted) > 1e-3 * unweighted  # the weights matter
+    assert loss.get_config()["class_weights"] == class_weights
+
+
+def test_single_image_class_weights_weigh_each_pixel_by_its_class(rng):
+    """k = 1: the layout-masked sum, which with one-hot layouts is a per-pixel weighted mean of the errors."""
+    features = PointwiseFeatures()
+    real, fake = random_images(rng, 2), random_images(rng, 2)
+    layout = random_layout(rng, 2)
+    class_weights = np.array([2.0, 0.5, 1.0, 4.0, 1.5])
+    weights = PRESET_LAYER_WEIGHTS["512p"]
+    fr, ff = numpy_features(features, real), numpy_features(features, fake)
+    expected = 0.0
+    for name, w in zip(FEATURE_NAMES, weights):
+        error = np.abs(fr[name] - ff[name]).mean(axis=-1)  # (B, h, w)
+        pixel_weights = block_mean(layout.astype(np.float64), error.shape[1:]) @ class_weights  # (B, h, w)
+        expected = expected + w * (error * pixel_weights).mean(axis=(1, 2))
+    loss = CRNLoss(features, class_weights=class_weights)
+    np.testing.assert_allclose(float(loss(real, fake, layout)), expected.mean(), rtol=1e-5)
+    # Weights of 1 are the original loss.
+    np.testing.assert_allclose(float(CRNLoss(features, class_weights=np.ones(5))(real, fake, layout)),
+                               numpy_single_loss(features, real, fake, weights), rtol=1e-5)
 
 
 def virtual_image_case(rng):
@@ -318,13 +355,19 @@ def test_bad_arguments(vgg, rng):
         CRNLoss(vgg, layer_weights=[1, 2, 3])
     with pytest.raises(ValueError, match=r"diversity_mean_weight must be in \[0, 1\), got 1.0"):
         CRNLoss(vgg, diversity=True, diversity_mean_weight=1.0)
+    with pytest.raises(ValueError, match="class_weights must be positive finite numbers"):
+        CRNLoss(vgg, class_weights=[1.0, 0.0])
+    with pytest.raises(ValueError, match="a loss with class weights needs the layout"):
+        CRNLoss(vgg, class_weights=[1.0, 2.0])(real, fake[:, :1])
+    with pytest.raises(ValueError, match="2 class weights for a layout of 20 channels"):
+        CRNLoss(vgg, diversity=True, class_weights=[1.0, 2.0])(real, fake, np.zeros((1, 32, 64, 20), np.float32))
 
 
 def test_defaults_and_config(vgg):
     assert CRNLoss(vgg).get_config() == {"layer_weights": "512p", "diversity": False, "rescale_epoch": 100,
-                                     "diversity_mean_weight": 0.001}
+                                     "diversity_mean_weight": 0.001, "class_weights": None}
     assert CRNLoss(vgg, diversity=True).get_config()["layer_weights"] == "256p"
     np.testing.assert_allclose(CRNLoss(vgg, diversity=True).layer_weights.numpy(), PRESET_LAYER_WEIGHTS["256p"])
     custom = CRNLoss(vgg, layer_weights=[1, 2, 3, 4, 5, 6], rescale_epoch=7)
     assert custom.get_config() == {"layer_weights": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "diversity": False, "rescale_epoch": 7,
-                                   "diversity_mean_weight": 0.001}
+                                   "diversity_mean_weight": 0.001, "class_weights": None}

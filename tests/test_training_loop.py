@@ -357,3 +357,29 @@ def test_a_checkpoint_holds_every_module_frozen_ones_included(vgg, tmp_path):
     assert RunState(tmp_path, {"model": fresh.model, "optimizer": fresh.optimizer}).restore()
     for a, b in zip(saved, weights_of(fresh.model)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_with_enet_class_weights_counts_the_training_labels(city, tmp_path, capsys):
+    """--class-weights enet: weights per layout channel (void last) from the training labels, logged by name."""
+    from crn_tf.core.logs import cli_logging
+    from crn_tf.data import find_examples, read_label
+    from crn_tf.training.options import TrainOptions, load_options
+    from crn_tf.training.run import train
+
+    options = TrainOptions(data=city, size="32x64", width_multiplier=1 / 128, preset="256p", num_images=2,
+                           vgg_weights="random", steps=2, log_every=1, num_samples=1, strategy="default",
+                           class_weights="enet", run_dir=str(tmp_path / "run"))
+    capsys.readouterr()
+    with cli_logging():
+        result = train(options)
+    log = capsys.readouterr().err
+    examples = find_examples(city, split="train", label_set=CITYSCAPES)
+    labels = np.stack([read_label(e.label_path, CITYSCAPES, e.label_format) for e in examples])  # 32x64 already
+    counts = np.bincount(np.minimum(labels, 19).ravel(), minlength=20).astype(np.float64)  # void (255) -> 19
+    share = counts / counts.sum()
+    raw = 1 / np.log(1.02 + share)
+    expected = raw / np.sum(share * raw)
+    np.testing.assert_allclose(result.trainer.loss.class_weights, expected, rtol=1e-5)
+    assert f"class weights (enet, per layout channel, pixel mean 1): road {expected[0]:.3g}, " in log
+    assert f", void {expected[-1]:.3g}\n" in log
+    assert load_options(tmp_path / "run").class_weights == "enet"

@@ -12,6 +12,10 @@ single-image loss, so the diversity loss then equals the single-image loss with 
 
 Weights `w_l` multiply per-element MEANS, so the paper's "1 / (number of elements of layer l)"
 on a sum is weight 1 here; that is where `"auto"` starts.
+
+Class weights (an option, not the original's): `E[u, p]` times `c_p` per layout channel, so rare
+classes (a bus, a train) weigh more than their area; with k = 1 the loss is then the
+layout-masked sum `sum_p c_p * mean_hw(L_p^l * mean_c |...|)`. None (the default) is the original.
 """
 from __future__ import annotations
 
@@ -58,6 +62,17 @@ def _initial_weights(layer_weights) -> tuple[str, np.ndarray]:
     return "custom", values.astype(np.float32)
 
 
+def _checked_class_weights(class_weights) -> tuple[float, ...] | None:
+    """None, or the weights as floats; raises ValueError unless they are positive and finite."""
+    if class_weights is None:
+        return None
+    values = np.asarray(list(class_weights), np.float64)
+    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"class_weights must be positive finite numbers, one per layout channel, got "
+                         f"{list(class_weights)}")
+    return tuple(float(v) for v in values)
+
+
 class CRNLoss(tf.Module):
     """VGG-19 perceptual loss of CRN, single-image or diversity, with fixed or "auto" layer weights.
 
@@ -82,6 +97,9 @@ class CRNLoss(tf.Module):
             `"auto"` weights (see `maybe_rescale`). Defaults to 100, as the paper.
         diversity_mean_weight: float in [0, 1). The diversity loss's weight on the mean over the
             k images; the min over them gets 1 minus it. Defaults to 0.001, as the original.
+        class_weights: one positive number per layout channel (void last), multiplying each
+            channel's share of the loss (`crn_tf.data.class_weights.layout_class_weights`), or None
+            (every pixel counts the same, the original). Defaults to None.
     """
 
     def __init__(
@@ -91,6 +109,7 @@ class CRNLoss(tf.Module):
         diversity: bool = False,
         rescale_epoch: int = DEFAULT_RESCALE_EPOCH,
         diversity_mean_weight: float = DIVERSITY_MEAN_WEIGHT,
+        class_weights: Sequence[float] | None = None,
         name: str = "crn_loss",
     ):
         super().__init__(name=name)
@@ -103,6 +122,9 @@ class CRNLoss(tf.Module):
         if not 0.0 <= float(diversity_mean_weight) < 1.0:
             raise ValueError(f"diversity_mean_weight must be in [0, 1), got {diversity_mean_weight}")
         self.diversity_mean_weight = float(diversity_mean_weight)
+        self.class_weights = _checked_class_weights(class_weights)
+        # A constant, not a variable: the weights come from the options, so a checkpoint does not hold them.
+        self._class_weights = None if self.class_weights is None else tf.constant(self.class_weights, tf.float32)
         self.layer_names = FEATURE_NAMES
         # Not tracked: a checkpoint of the loss holds the loss's state, not 80 MB of VGG.
         object.__setattr__(self, "_features", features)
@@ -135,6 +157,7 @@ class CRNLoss(tf.Module):
             "diversity": self.diversity,
             "rescale_epoch": self.rescale_epoch,
             "diversity_mean_weight": self.diversity_mean_weight,
+            "class_weights": None if self.class_weights is None else list(self.class_weights),
         }
 
     # === The loss ===
@@ -194,7 +217,10 @@ class CRNLoss(tf.Module):
             fake_feature = tf.reshape(fake_part, tf.concat([[batch, k], tf.shape(fake_part)[1:]], 0))
             error = tf.abs(fake_feature - real_feature[:, tf.newaxis])  # (B, k, h, w, c)
             if self.diversity:
-                errors.append(self._masked_error(tf.reduce_mean(error, axis=-1), layout))
+                errors.append(self._class_weighted(self._masked_error(tf.reduce_mean(error, axis=-1), layout)))
+            elif self._class_weights is not None:
+                per_class = self._class_weighted(self._masked_error(tf.reduce_mean(error, axis=-1), layout))
+                errors.append(tf.reduce_sum(per_class[:, 0], axis=-1))  # (B,): k = 1
             else:
                 errors.append(tf.reduce_mean(error, axis=[1, 2, 3, 4]))  # (B,)
         if not self.diversity:
@@ -212,6 +238,10 @@ class CRNLoss(tf.Module):
         mask = tf.cast(mask, tf.float32)  # (B, h, w, P)
         pixels = tf.cast(tf.shape(error_map)[2] * tf.shape(error_map)[3], tf.float32)
         return tf.einsum("bkhw,bhwp->bkp", error_map, mask) / pixels
+
+    def _class_weighted(self, per_class: tf.Tensor) -> tf.Tensor:
+        """E_l (B, k, P) times the class weights (unchanged without them)."""
+        return per_class if self._class_weights is None else per_class * self._class_weights
 
     def _diversity_terms(self, layer_errors: tf.Tensor) -> tf.Tensor:
         """E_l (B, L, k, P) -> per-layer unweighted shares of the diversity loss (B, L)."""
@@ -242,12 +272,17 @@ class CRNLoss(tf.Module):
                     f"the single-image loss takes one image per layout, got k = {fake.shape[1]}; "
                     "use CRNLoss(..., diversity=True) for k images"
                 )
-            return real, fake, None
+            if self.class_weights is None:
+                return real, fake, None
         if layout is None:
-            raise ValueError("the diversity loss needs the layout (batch, height, width, channels)")
+            needs = "the diversity loss" if self.diversity else "a loss with class weights"
+            raise ValueError(f"{needs} needs the layout (batch, height, width, channels)")
         layout = tf.cast(tf.convert_to_tensor(layout), tf.float32)
         if layout.shape.rank != 4 or layout.shape[1:3] != real.shape[1:3]:
             raise ValueError(f"layout must be (batch, {real.shape[1]}, {real.shape[2]}, channels), got {layout.shape}")
+        if self.class_weights is not None and layout.shape[-1] != len(self.class_weights):
+            raise ValueError(f"{len(self.class_weights)} class weights for a layout of {layout.shape[-1]} channels; "
+                             "give one weight per layout channel, void last")
         return real, fake, layout
 
     # === "auto" layer weights ===
@@ -304,12 +339,14 @@ class CRNLoss(tf.Module):
 def build_loss(vgg_weights: str | None = None, diversity: bool = False, preset: str = "256p",
                layer_weights: str = "original", vgg_pooling: str = "avg", precision: str = "off",
                recompute: bool = False, rescale_epoch: int = DEFAULT_RESCALE_EPOCH,
-               diversity_mean_weight: float = DIVERSITY_MEAN_WEIGHT) -> CRNLoss:
+               diversity_mean_weight: float = DIVERSITY_MEAN_WEIGHT,
+               class_weights: Sequence[float] | None = None) -> CRNLoss:
     """The VGG-19 features and CRN loss a run asks for (train.py's options, the bench's step).
 
     `vgg_weights`: imagenet, a .h5/.mat path, or None / "random"; `layer_weights`: "original"
     (the release's constants for this preset and loss, `nn.presets.release_layer_weights`) or
-    "auto"; `precision`: a `core.precision` name. Call inside `strategy.scope()`.
+    "auto"; `precision`: a `core.precision` name; `class_weights`: per layout channel, or None.
+    Call inside `strategy.scope()`.
     """
     from crn_tf.core.precision import get_precision
     from crn_tf.loss.vgg import VGG19Features
@@ -326,4 +363,4 @@ def build_loss(vgg_weights: str | None = None, diversity: bool = False, preset: 
         features = RecomputedVGGFeatures(features)
     weights_name = AUTO if layer_weights == AUTO else release_layer_weights(diversity, preset)
     return CRNLoss(features, layer_weights=weights_name, diversity=diversity, rescale_epoch=rescale_epoch,
-                   diversity_mean_weight=diversity_mean_weight)
+                   diversity_mean_weight=diversity_mean_weight, class_weights=class_weights)

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from crn_tf.core.files import write_atomic
 from crn_tf.core.precision import TRAINING_PRECISIONS
 from crn_tf.core.sizes import parse_size
+from crn_tf.data.class_weights import CLASS_WEIGHTINGS
 from crn_tf.data.resize import (
     DEFAULT_PHOTO_RESIZE,
     PHOTO_RESIZE_HELP,
@@ -117,6 +118,10 @@ class TrainOptions:
     diversity_mean_weight: float = _field(0.001, "k > 1: the diversity loss's weight on the mean over the k images "
                                           "(the min gets 1 minus it); larger makes every image, not only the "
                                           "best per class, follow the photo")
+    class_weights: str = _field("none", "weigh each layout class's share of the loss: none (every pixel the same, "
+                                "the original) or enet (1/ln(1.02 + the class's pixel share in the training "
+                                "labels), scaled to a pixel mean of 1: rare classes weigh more)",
+                                choices=CLASS_WEIGHTINGS)
     # --- optimisation ---
     epochs: int | None = _field(None, f"epochs (default: the preset's, as the original: {_per_preset('epochs')}; "
                                 f"{SMALL_DEFAULT.epochs} for the small default)")

@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from crn_tf.core.files import WriteError
@@ -61,6 +63,9 @@ from crn_tf.training.strategy import (
 )
 from crn_tf.training.visualizer import Visualizer
 
+if TYPE_CHECKING:
+    from crn_tf.training.data import EpochData
+
 MODEL_SUBDIR = "model"
 
 logger = logging.getLogger(__name__)
@@ -90,14 +95,36 @@ def ensure_synthetic_city(path: str = SMOKE_DATA) -> str:
     return path
 
 
-def build_loss(options: TrainOptions, diversity: bool):
-    """VGG-19 features and the CRN loss of the options (call inside `strategy.scope()`)."""
+def build_loss(options: TrainOptions, diversity: bool, class_weights=None):
+    """VGG-19 features and the CRN loss of the options (call inside `strategy.scope()`).
+
+    `class_weights`: per layout channel (`loss_class_weights`), or None for the original's loss.
+    """
     from crn_tf.loss.perceptual import build_loss as build
 
     return build(options.vgg_weights, diversity=diversity, preset=options.preset,
                  layer_weights=options.layer_weights, vgg_pooling=options.vgg_pooling,
                  precision=options.mixed_precision, recompute=options.recompute,
-                 rescale_epoch=options.rescale_epoch, diversity_mean_weight=options.diversity_mean_weight)
+                 rescale_epoch=options.rescale_epoch, diversity_mean_weight=options.diversity_mean_weight,
+                 class_weights=class_weights)
+
+
+def loss_class_weights(options: TrainOptions, data: EpochData) -> np.ndarray | None:
+    """`--class-weights enet`: weights per layout channel from the training labels' pixels; else None.
+
+    Counted on every training example at the training size (the same data give the same weights,
+    so a resumed run recomputes them); logged once, by name.
+    """
+    if options.class_weights == "none":
+        return None
+    from crn_tf.data.class_weights import class_pixel_counts, layout_class_weights
+
+    counts = class_pixel_counts(data.scanned, data.size, data.label_set, include_void=True)
+    weights = layout_class_weights(counts)
+    names = list(data.label_set.names) + ["void"]
+    logger.info("class weights (%s, per layout channel, pixel mean 1): %s", options.class_weights,
+                ", ".join(f"{name} {weight:.3g}" for name, weight in zip(names, weights)))
+    return weights
 
 
 def demo_command(run_dir: str, labels: str | None, split: str = "val") -> str:
@@ -157,13 +184,16 @@ def _train(options: TrainOptions, strategy: tf.distribute.Strategy, smoke: bool,
     logger.info("strategy: %s; %d training examples, %d steps per epoch at batch size %d", describe_strategy(strategy),
                 data.num_examples, data.steps_per_epoch, options.batch_size)
 
+    class_weights = loss_class_weights(options, data)
+
     # === Model, loss, optimizer, checkpoint: all in the strategy's scope ===
     keras.utils.set_random_seed(options.seed)  # the same initial weights on every worker and every run
     with strategy.scope():
         model = build_model(options.preset, label_set.num_classes, size=options.size,
                             width_multiplier=options.width_multiplier, num_images=options.num_images,
                             mixed_precision=options.mixed_precision, recompute=options.recompute)
-        loss = build_loss(options, diversity=uses_diversity(options.preset, model.num_images))
+        loss = build_loss(options, diversity=uses_diversity(options.preset, model.num_images),
+                          class_weights=class_weights)
     trained = set_trainable_modules(model, options.train_modules)
     trainer = CRNTrainer(model, loss, strategy, learning_rate=options.lr, global_batch_size=options.batch_size,
                          mixed_precision=options.mixed_precision, xla=options.xla)

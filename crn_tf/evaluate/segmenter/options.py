@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from crn_tf.core.sizes import parse_size
+from crn_tf.data.class_weights import CLASS_WEIGHTINGS
 
 OPTIONS_NAME = "segmenter_options.json"
 MODEL_FIELDS = ("size", "label_set", "base_width", "depth", "norm")
@@ -17,11 +18,6 @@ MODEL_FIELDS = ("size", "label_set", "base_width", "depth", "norm")
 MAX_BLUR_FACTOR = 3.0
 """The default `--max-blur`: shrink by up to this factor and enlarge back, the softness of a 2-3x
 upsampled image (augment.py); a larger one also covers softer images (docs/evaluate.md)."""
-
-CLASS_WEIGHTINGS = ("none", "enet")
-ENET_C = 1.02
-"""ENet's class weighting (Paszke et al. 2016, https://arxiv.org/abs/1606.02147): w_c = 1 / ln(1.02 + p_c),
-p_c the class's share of the non-void training pixels; bounded by 1 / ln(1.02) = 50.5 for rare classes."""
 
 
 @dataclasses.dataclass

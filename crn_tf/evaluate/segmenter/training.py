@@ -27,6 +27,7 @@ import tensorflow as tf
 from crn_tf.core.files import write_atomic
 from crn_tf.core.precision import PRECISION_POLICIES
 from crn_tf.core.sizes import parse_size
+from crn_tf.data.class_weights import class_pixel_counts, enet_class_weights
 from crn_tf.evaluate.segmentation import (
     SAVED_MODEL_SUBDIR,
     confusion_matrix,
@@ -39,7 +40,6 @@ from crn_tf.evaluate.segmenter.network import (
     masked_cross_entropy,
 )
 from crn_tf.evaluate.segmenter.options import (
-    ENET_C,
     MODEL_FIELDS,
     OPTIONS_NAME,
     SegmenterOptions,
@@ -81,25 +81,6 @@ def check_resume_compatible(out: str, options: SegmenterOptions) -> None:
     if changed:
         raise ValueError(f"{out} holds a segmenter run with other network options ({'; '.join(changed)}); "
                          "use another --out or the same options")
-
-
-def class_pixel_counts(examples, size, label_set: LabelSet) -> np.ndarray:
-    """int64 [num_classes]: pixels of each class over the examples' labels at the training size."""
-    from crn_tf.data.pipeline import example_dataset
-
-    counts = np.zeros(label_set.num_classes + 1, np.int64)
-    dataset = example_dataset(examples, size, label_set, with_images=False, deterministic=True).batch(64)
-    for classes, _ in dataset:
-        index = np.minimum(classes.numpy().astype(np.int64), label_set.num_classes)  # void -> the last bin
-        counts += np.bincount(index.ravel(), minlength=label_set.num_classes + 1)
-    return counts[:-1]
-
-
-def enet_class_weights(counts: np.ndarray) -> np.ndarray:
-    """float32 [C]: 1 / ln(1.02 + share of the class among the non-void pixels) (`ENET_C`)."""
-    counts = np.asarray(counts, np.float64)
-    share = counts / max(counts.sum(), 1.0)
-    return (1.0 / np.log(ENET_C + share)).astype(np.float32)
 
 
 class SegmenterTrainer(Trainer):
