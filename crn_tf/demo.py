@@ -95,8 +95,8 @@ def _training_notes(info: dict) -> list[str]:
         after = f", initialised from {options['init_from']}" if options.get("init_from") else ""
         lines.append(f"trained for {info['step']} steps{epochs}{after}")
     if options.get("vgg_weights") == "random":
-        lines.append("note: trained with a RANDOM-weight VGG-19 loss (a smoke-run model; the paper's loss needs "
-                     "ImageNet VGG-19 weights), so do not expect photographic results")
+        lines.append("note: trained with a RANDOM-weight VGG-19 loss (the paper's loss needs ImageNet VGG-19 "
+                     "weights), so expect the layout in plausible colours, soft and flat, not photographs")
     return lines
 
 

@@ -303,3 +303,8 @@ def test_training_notes_name_the_run_a_checkpoint_was_initialised_from():
     # A run from scratch (init_from None) says only its own steps.
     assert _training_notes({"step": 576, "epochs": 12, "options": {"init_from": None}}) == [
         "trained for 576 steps (12 epochs)"]
+    # A random-VGG run says what to expect of it.
+    notes = _training_notes({"step": 4000, "epochs": 2, "options": {"vgg_weights": "random"}})
+    assert notes[0] == "trained for 4000 steps (2 epochs)"
+    assert notes[1].startswith("note: trained with a RANDOM-weight VGG-19 loss") and "not photographs" in notes[1]
+    assert _training_notes({"step": 10, "options": {"vgg_weights": "imagenet"}}) == ["trained for 10 steps"]
