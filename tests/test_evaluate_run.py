@@ -163,6 +163,7 @@ def test_a_folder_of_colourised_layouts_segments_perfectly(world, tmp_path):
     assert 0 <= report["segmentation"]["real"]["miou"] < 1.0  # photos are not layouts
     assert "| **layouts** (measured) | 100.0 | 100.0 |" in (tmp_path / "out" / "report.md").read_text()
     assert "fid" not in report and report["size"] == list(SIZE)
+    assert "real photos ?" not in (tmp_path / "out" / "report.md").read_text()
     os.remove(folder / f"{examples[2].stem}.png")
     with pytest.raises(FileNotFoundError, match=examples[2].stem):
         evaluate(EvaluationOptions(data=world["city"], out=str(tmp_path / "out"), synthesized=str(folder),

@@ -157,6 +157,8 @@ def test_evaluate_scores_synthesized_and_real_images_with_it(world, tmp_path):
     assert segmentation["pixels_scored"] == segmentation["real"]["pixels_scored"] == non_void
     markdown = (tmp_path / "eval" / "report.md").read_text()
     assert f"{100 * segmentation['miou']:.1f}" in markdown and f"{100 * segmentation['real']['miou']:.1f}" in markdown
+    h, w = SIZE  # the protocol says how the segmented real photos were made
+    assert f"- Size: {h}x{w} (synthesized images; real photos resized to {h}x{w} with PIL bicubic)" in markdown
     # `score` uses evaluate's protocol: the same real-photo figures.
     scored = score_real_photos(world["city"], world["out"], progress=False)
     assert scored["miou"] == pytest.approx(segmentation["real"]["miou"])

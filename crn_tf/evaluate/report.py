@@ -74,7 +74,8 @@ def markdown_report(report: dict) -> str:
     lines.append(f"- Dataset: {dataset.get('source', '?')} (format {dataset.get('format', '?')}, split "
                  f"{dataset.get('split', '?')}, label set {dataset.get('label_set', '?')}), {report.get('num_images', '?')} images")
     if size:
-        lines.append(f"- Size: {size[0]}x{size[1]} (synthesized images; real photos {report.get('real_resize', '?')})")
+        real = f"; real photos {report['real_resize']}" if report.get("real_resize") else ""
+        lines.append(f"- Size: {size[0]}x{size[1]} (synthesized images{real})")
     lines.append(f"- Weights: {report.get('weights', '?')}")
     lines.append(f"- Synthesized images: {report.get('synthesized_dir', '?')}"
                  + (f" (image {report['image_index']} of k = {report['num_images_per_layout']})"

@@ -160,8 +160,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         "synthesized_dir": os.path.abspath(synthesized_dir),
     }
     real = _RealPhotos(options, examples, os.path.join(out, "real"), size)
-    if options.inception is not None:
+    if options.inception is not None or options.segment_real:  # the real photos are read: say how
         report["real_resize"] = real.how
+    if options.inception is not None:
         report["fid"] = _fid_section(options, synthesized, real)
     if options.segmenter is not None:
         report["segmentation"] = _segmentation_section(options, synthesized, examples, label_set, size, real)
