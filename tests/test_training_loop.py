@@ -380,6 +380,7 @@ def test_train_with_enet_class_weights_counts_the_training_labels(city, tmp_path
     raw = 1 / np.log(1.02 + share)
     expected = raw / np.sum(share * raw)
     np.testing.assert_allclose(result.trainer.loss.class_weights, expected, rtol=1e-5)
+    assert f"counting each class's pixels in the {len(examples)} training labels (--class-weights enet) ..." in log
     assert f"class weights (enet, per layout channel, pixel mean 1): road {expected[0]:.3g}, " in log
     assert f", void {expected[-1]:.3g}\n" in log
     assert load_options(tmp_path / "run").class_weights == "enet"

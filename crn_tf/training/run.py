@@ -119,6 +119,8 @@ def loss_class_weights(options: TrainOptions, data: EpochData) -> np.ndarray | N
         return None
     from crn_tf.data.class_weights import class_pixel_counts, layout_class_weights
 
+    logger.info("counting each class's pixels in the %d training labels (--class-weights %s) ...", data.num_examples,
+                options.class_weights)
     counts = class_pixel_counts(data.scanned, data.size, data.label_set, include_void=True)
     weights = layout_class_weights(counts)
     names = list(data.label_set.names) + ["void"]
